@@ -1,0 +1,49 @@
+package loopback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"syscall"
+)
+
+// IPv4 and IPv6 are the loopback addresses front-ends bind.
+const (
+	IPv4 = "127.0.0.1"
+	IPv6 = "::1"
+)
+
+// Listen opens a TCP listener on 127.0.0.1:port (port 0 picks a free one)
+// and, when dual is set, a second one on [::1] with the same port number.
+// A machine without IPv6 loopback gets only the IPv4 listener. The port
+// actually bound is returned.
+func Listen(port int, dual bool) ([]net.Listener, int, error) {
+	const attempts = 10 // a free IPv4 port may be taken on ::1; try others
+	var lastErr error
+	for range attempts {
+		v4, err := net.Listen("tcp4", net.JoinHostPort(IPv4, strconv.Itoa(port)))
+		if err != nil {
+			return nil, 0, fmt.Errorf("listen on %s:%d: %w", IPv4, port, err)
+		}
+		bound := v4.Addr().(*net.TCPAddr).Port
+		if !dual {
+			return []net.Listener{v4}, bound, nil
+		}
+		v6, err := net.Listen("tcp6", net.JoinHostPort(IPv6, strconv.Itoa(bound)))
+		switch {
+		case err == nil:
+			return []net.Listener{v4, v6}, bound, nil
+		case errors.Is(err, syscall.EADDRINUSE) && port == 0:
+			v4.Close()
+			lastErr = err
+			continue
+		case errors.Is(err, syscall.EADDRINUSE):
+			v4.Close()
+			return nil, 0, fmt.Errorf("listen on [%s]:%d: %w", IPv6, bound, err)
+		default: // no IPv6 loopback on this machine
+			return []net.Listener{v4}, bound, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("no port free on both loopback addresses: %w", lastErr)
+}
