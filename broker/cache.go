@@ -53,7 +53,9 @@ func (b *Broker) get(ctx context.Context, key string, minLifetime time.Duration,
 		case tooShort(seen, minLifetime) && left > seen.natural/4:
 			b.stats.staleHits.Add(1)
 			b.warnShort(key, seen, minLifetime, attrs)
-			b.refreshAsync(key, mint, attrs)
+			if left < refreshThreshold(seen, minLifetime) {
+				b.refreshAsync(key, mint, attrs)
+			}
 			return seen.tok, nil
 		}
 	} else {
