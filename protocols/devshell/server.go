@@ -1,0 +1,273 @@
+package devshell
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"credbroker/broker"
+	"credbroker/internal/loopback"
+)
+
+// EnvVar is the environment variable clients read the port from.
+const EnvVar = "DEVSHELL_CLIENT_PORT"
+
+// MinLifetime is the least lifetime a served token has left. Clients
+// refresh some minutes before expiry (google-auth 3m45s, x/oauth2 225s);
+// a shorter token would make them ask again on every call.
+const MinLifetime = 5 * time.Minute
+
+// DefaultScopes are the scopes tokens are minted for when Server.Scopes is
+// empty: what Cloud Shell's own tokens carry and what gsutil and Java ADC
+// expect.
+var DefaultScopes = []string{
+	"https://www.googleapis.com/auth/cloud-platform",
+	"https://www.googleapis.com/auth/userinfo.email",
+}
+
+const (
+	defaultDeadline = 30 * time.Second
+	// lingerTimeout bounds how long a finished connection waits for the
+	// client to close, so unread extra bytes do not turn the close into a
+	// reset that could destroy the reply in flight.
+	lingerTimeout = time.Second
+	// writeTimeout bounds writing the reply, a single small frame.
+	writeTimeout = 5 * time.Second
+)
+
+// Tokens is the part of the token core the server uses; *broker.Broker
+// implements it.
+type Tokens interface {
+	AccessToken(ctx context.Context, account string, scopes []string, minLifetime time.Duration) (broker.Token, error)
+}
+
+// Server serves one account's access tokens over the devshell protocol.
+// Set the fields, then call Start; fields must not change afterwards.
+type Server struct {
+	// Tokens mints the tokens. Required.
+	Tokens Tokens
+	// Account is the broker account whose tokens are served. Required.
+	Account string
+	// Email is sent as the reply's first element.
+	Email string
+	// ProjectID is sent as the second element; empty sends null.
+	ProjectID string
+	// Scopes of the served token; DefaultScopes when empty.
+	Scopes []string
+	// MinLifetime overrides the package's MinLifetime; values below it
+	// are raised to it.
+	MinLifetime time.Duration
+
+	// Port to listen on; 0 picks a free one.
+	Port int
+	// Deadline bounds a whole connection (read, mint and write);
+	// 30 seconds when zero.
+	Deadline time.Duration
+	// MaxConns caps open connections (the loopback default when zero).
+	MaxConns int
+	// AllowPeer, when set, is asked about every connection before
+	// anything is read; false refuses it with an error reply. It is where
+	// the peer-uid check plugs in.
+	AllowPeer func(net.Conn) bool
+
+	// Logger gets one debug line per request and warnings for refusals.
+	Logger *slog.Logger
+	// Now is the clock used for expires_in; time.Now when nil.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	srv      *loopback.TCPServer
+	started  bool
+	deadline time.Duration
+}
+
+// Info tells clients where to find a started server.
+type Info struct {
+	Port int
+}
+
+// Env returns the environment variables that point clients at the server.
+func (i Info) Env() map[string]string {
+	return map[string]string{EnvVar: strconv.Itoa(i.Port)}
+}
+
+// Start opens the listeners (127.0.0.1 and ::1 on one port) and returns
+// once clients can connect. ctx bounds only the start.
+func (s *Server) Start(ctx context.Context) (Info, error) {
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	if s.Tokens == nil || s.Account == "" {
+		return Info{}, errors.New("devshell: Tokens and Account must be set")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return Info{}, errors.New("devshell: already started")
+	}
+	s.started = true
+	s.deadline = s.Deadline
+	if s.deadline <= 0 {
+		s.deadline = defaultDeadline
+	}
+	srv, err := loopback.ServeTCP(s.serveConn, loopback.TCPOptions{
+		Port:     s.Port,
+		DualIPv6: true,
+		MaxConns: s.MaxConns,
+		Deadline: s.deadline,
+		Logger:   s.logger(),
+	})
+	if err != nil {
+		return Info{}, fmt.Errorf("devshell: %w", err)
+	}
+	s.srv = srv
+	return Info{Port: srv.Port()}, nil
+}
+
+// Close stops the listeners and ends every open connection. It is safe to
+// call more than once, and before Start.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srv := s.srv
+	s.started = true // a closed server cannot be started
+	s.mu.Unlock()
+	if srv != nil {
+		return srv.Close()
+	}
+	return nil
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// serveConn answers the one request of a connection. The loopback server
+// has set the connection's deadline and closes it afterwards.
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	start := time.Now()
+	r, err := s.handle(ctx, c)
+	var frame []byte
+	if err == nil {
+		frame, err = encodeFrame(r.array())
+	}
+	if err != nil {
+		frame = errorFrame(s.publicMessage(err))
+	}
+	// A read that hit the connection's deadline still gets its error
+	// reply: the write has its own short allowance.
+	_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	log := s.logger().With("frontend", "devshell", "account", s.Account, "peer", c.RemoteAddr().String())
+	if _, werr := c.Write(frame); werr != nil {
+		log.Debug("write failed", "err", werr)
+		return
+	}
+	if err != nil {
+		log.Debug("request failed", "err", err, "latency", time.Since(start))
+	} else {
+		log.Debug("token issued", "scopes", s.scopes(), "expires_in", r.ExpiresIn, "latency", time.Since(start))
+	}
+	linger(c)
+}
+
+// handle reads the request and fetches the token.
+func (s *Server) handle(ctx context.Context, c net.Conn) (reply, error) {
+	if s.AllowPeer != nil && !s.AllowPeer(c) {
+		s.logger().Warn("devshell: peer refused", "peer", c.RemoteAddr().String())
+		return reply{}, protoErrorf("connection refused: peer not allowed")
+	}
+	if err := readRequest(bufio.NewReaderSize(c, 512)); err != nil {
+		return reply{}, err
+	}
+	// The mint must not outlive the connection's deadline.
+	ctx, cancel := context.WithTimeout(ctx, s.deadline)
+	defer cancel()
+	minLife := max(s.MinLifetime, MinLifetime)
+	tok, err := s.Tokens.AccessToken(ctx, s.Account, s.scopes(), minLife)
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{
+		Email:     s.Email,
+		ProjectID: s.ProjectID,
+		Token:     tok.Value,
+		ExpiresIn: expiresIn(tok, s.now()),
+	}, nil
+}
+
+func (s *Server) scopes() []string {
+	if len(s.Scopes) > 0 {
+		return s.Scopes
+	}
+	return DefaultScopes
+}
+
+// publicMessage is the one place that turns a failure into the text sent
+// to the client. Protocol errors are sent as they are; token-core errors
+// are reduced to a short reason, the details going to the log only.
+func (s *Server) publicMessage(err error) string {
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		return pe.msg
+	}
+	s.logger().Warn("devshell: cannot get access token", "account", s.Account, "class", broker.ClassOf(err).String(), "err", err)
+	return "cannot get access token: " + safeReason(err)
+}
+
+// safeReason describes a token-core failure without its details, which
+// may name upstream responses or files.
+func safeReason(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out, try again"
+	case errors.Is(err, broker.ErrUnknownAccount):
+		return "the account is not served"
+	case errors.Is(err, broker.ErrNotSupported):
+		return "not supported by this credential"
+	case broker.IsTransient(err):
+		return "temporary failure, try again"
+	}
+	return "the credential was refused, see the broker's log"
+}
+
+// expiresIn is the remaining lifetime in whole seconds, truncated, but at
+// least 1: clients read 0 as "no token".
+func expiresIn(t broker.Token, now time.Time) int64 {
+	if t.Expiry.IsZero() {
+		return int64(time.Hour / time.Second)
+	}
+	return max(int64(t.Expiry.Sub(now)/time.Second), 1)
+}
+
+// linger half-closes the connection and reads what the client may still
+// send (a trailing newline, extra bytes) until it closes, for at most
+// lingerTimeout. Closing with unread input would send a reset instead of
+// a clean end.
+func linger(c net.Conn) {
+	type closeWriter interface{ CloseWrite() error }
+	cw, ok := c.(closeWriter)
+	if !ok {
+		return
+	}
+	if cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, MaxRequest))
+}
