@@ -11,25 +11,53 @@ import (
 // 127.0.0.1, [::1] or localhost with the server's port, or one of extra,
 // each given as "name" (any port or none) or "name:port". It is the check
 // that defeats DNS rebinding: a rebound page sends its own host name.
+//
+// Names compare without regard to case. A Host without a port means port
+// 80, as it does on the wire, so "metadata.google.internal:80" in extra
+// admits both "metadata.google.internal" and "metadata.google.internal:80"
+// while a bare "metadata.google.internal" admits any port.
 func HostAllowed(host string, port int, extra ...string) bool {
-	host = strings.ToLower(host)
-	p := strconv.Itoa(port)
-	for _, h := range []string{IPv4, "[" + IPv6 + "]", "localhost"} {
-		if host == h+":"+p {
-			return true
-		}
+	name, hostPort, ok := splitHost(host)
+	if !ok {
+		return false
 	}
-	name, _, err := net.SplitHostPort(host)
-	if err != nil {
-		name = host
+	if hostPort == "" {
+		hostPort = "80"
+	}
+	if hostPort == strconv.Itoa(port) && (name == IPv4 || name == IPv6 || name == "localhost") {
+		return true
 	}
 	for _, e := range extra {
-		e = strings.ToLower(e)
-		if host == e || (!strings.Contains(e, ":") && name == e) {
+		eName, ePort, ok := splitHost(e)
+		if ok && eName == name && (ePort == "" || ePort == hostPort) {
 			return true
 		}
 	}
 	return false
+}
+
+// splitHost splits "name", "name:port", "[v6]" or "[v6]:port" into a
+// lower-case name without brackets and the port ("" when absent). A bare
+// IPv6 address is accepted as a name so that extra may list "::1".
+func splitHost(s string) (name, port string, ok bool) {
+	s = strings.ToLower(s)
+	if s == "" {
+		return "", "", false
+	}
+	if n, p, err := net.SplitHostPort(s); err == nil {
+		if n == "" {
+			return "", "", false
+		}
+		return n, p, true
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		n := s[1 : len(s)-1]
+		return n, "", n != "" && !strings.ContainsAny(n, "[]")
+	}
+	if strings.ContainsAny(s, "[]") || strings.Count(s, ":") == 1 {
+		return "", "", false // malformed, e.g. "[::1" or "name:port:"
+	}
+	return s, "", true
 }
 
 // FromBrowser reports whether a request carries headers only browsers send

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/net/netutil"
 )
 
 // HTTPOptions configure an HTTP front-end's server. Zero fields take the
@@ -19,14 +17,22 @@ type HTTPOptions struct {
 	Port     int  // 0 picks a free port
 	DualIPv6 bool // also listen on [::1] with the same port
 
-	MaxConns          int           // open connections at once; default 256
+	MaxConns          int           // open connections at once, both listeners together; default 256
 	ReadHeaderTimeout time.Duration // default 10s
 	ReadTimeout       time.Duration // default 30s
 	WriteTimeout      time.Duration // default 90s (covers a slow upstream mint)
 	IdleTimeout       time.Duration // default 2m
 	MaxHeaderBytes    int           // default 64 KiB
 
-	// Logger gets the server's own errors (bad TLS, accept failures).
+	// AllowPeer, when set, is asked once per connection, before its first
+	// request reaches the handler, whether the connecting process may be
+	// served (SameUser is the usual choice). Requests on a refused
+	// connection get 403 with PeerRefusedMessage and the connection is
+	// closed. Protocols without a secret (metadata, devshell) set it.
+	AllowPeer func(net.Conn) bool
+
+	// Logger gets the server's own errors (bad TLS, accept failures) and
+	// a warning per refused peer.
 	Logger *slog.Logger
 }
 
@@ -56,11 +62,21 @@ func (o *HTTPOptions) setDefaults() {
 
 // HTTPServer is a running loopback HTTP server.
 type HTTPServer struct {
-	srv  *http.Server
-	port int
-	done sync.WaitGroup
-	once sync.Once
-	err  error
+	srv    *http.Server
+	port   int
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+// connInfo travels in each connection's context: the raw connection for
+// Conn, and the peer decision, made once per connection rather than once
+// per request because a keep-alive connection keeps its peer.
+type connInfo struct {
+	conn    net.Conn
+	once    sync.Once
+	allowed bool
 }
 
 type connKey struct{}
@@ -73,7 +89,13 @@ func ServeHTTP(h http.Handler, o HTTPOptions) (*HTTPServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &HTTPServer{port: port}
+	if o.AllowPeer != nil {
+		h = &peerGuard{allow: o.AllowPeer, next: h, log: o.Logger}
+	}
+	// Handlers see their request context cancelled by Close, so a slow
+	// mint stops instead of finishing for a client that is gone.
+	base, cancel := context.WithCancel(context.Background())
+	s := &HTTPServer{port: port, cancel: cancel}
 	s.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
@@ -82,12 +104,19 @@ func ServeHTTP(h http.Handler, o HTTPOptions) (*HTTPServer, error) {
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, c)
+			if lc, ok := c.(*limitConn); ok {
+				c = lc.Conn
+			}
+			return context.WithValue(ctx, connKey{}, &connInfo{conn: c})
 		},
 	}
+	// One semaphore for both listeners: the cap counts connections to the
+	// server, not per address family.
+	sem := make(chan struct{}, o.MaxConns)
 	for _, ln := range lns {
-		ln := netutil.LimitListener(ln, o.MaxConns)
+		ln := &limitListener{Listener: ln, sem: sem, closed: make(chan struct{})}
 		s.done.Add(1)
 		go func() {
 			defer s.done.Done()
@@ -105,11 +134,16 @@ func (s *HTTPServer) Port() int { return s.port }
 // Addr is "127.0.0.1:PORT", the address clients are given.
 func (s *HTTPServer) Addr() string { return net.JoinHostPort(IPv4, strconv.Itoa(s.port)) }
 
-// Close stops the listeners and closes every connection at once, active
-// and idle. Safe to call more than once.
+// Close stops the listeners, closes every connection at once, active and
+// idle, and cancels the context of requests still being handled. It does
+// not wait for handlers to return; what they write goes nowhere. Safe to
+// call more than once.
 func (s *HTTPServer) Close() error {
 	s.once.Do(func() {
+		// Connections first: a handler woken by the cancellation must
+		// find nothing left to answer on.
 		s.err = s.srv.Close()
+		s.cancel()
 		s.done.Wait()
 	})
 	return s.err
@@ -118,6 +152,106 @@ func (s *HTTPServer) Close() error {
 // Conn returns the network connection a request arrived on, for peer
 // checks. It is nil for requests not served by this package.
 func Conn(r *http.Request) net.Conn {
-	c, _ := r.Context().Value(connKey{}).(net.Conn)
-	return c
+	if ci := info(r); ci != nil {
+		return ci.conn
+	}
+	return nil
+}
+
+func info(r *http.Request) *connInfo {
+	ci, _ := r.Context().Value(connKey{}).(*connInfo)
+	return ci
+}
+
+// PeerRefusedMessage is the plain-text body (plus a newline) of the 403
+// answer to a request from a refused peer.
+const PeerRefusedMessage = "connection from another user refused"
+
+// RequirePeer wraps h so that a request is served only when allow accepts
+// the connection it came on (see Conn); others get 403 with
+// PeerRefusedMessage and their connection is closed. A request whose
+// connection is unknown, because it was not served by this package, is
+// refused. allow runs for every request; HTTPOptions.AllowPeer is the
+// cheaper choice, asking once per connection.
+func RequirePeer(allow func(net.Conn) bool, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := Conn(r)
+		if c == nil || !allow(c) {
+			refusePeer(w)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type peerGuard struct {
+	allow func(net.Conn) bool
+	next  http.Handler
+	log   *slog.Logger
+}
+
+func (g *peerGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ci := info(r)
+	if ci == nil {
+		refusePeer(w)
+		return
+	}
+	ci.once.Do(func() {
+		ci.allowed = g.allow(ci.conn)
+		if !ci.allowed {
+			g.log.Warn("refused a connection from another user", "remote", ci.conn.RemoteAddr().String())
+		}
+	})
+	if !ci.allowed {
+		refusePeer(w)
+		return
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+func refusePeer(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	http.Error(w, PeerRefusedMessage, http.StatusForbidden)
+}
+
+// limitListener caps open connections across the listeners sharing sem.
+// A connection over the cap is accepted and then waits, unserved, until
+// another closes. Taking the slot after Accept rather than before matters
+// with two listeners: a slot taken first would sit with whichever listener
+// grabbed it while the waiting connection is on the other.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case l.sem <- struct{}{}:
+		return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
+	case <-l.closed:
+		c.Close()
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }

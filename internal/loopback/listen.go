@@ -14,15 +14,24 @@ const (
 	IPv6 = "::1"
 )
 
+// listenFunc opens one listener; Listen takes it as a parameter so tests
+// can make the IPv6 side report a taken port without racing other
+// processes for a real one.
+type listenFunc func(network, address string) (net.Listener, error)
+
 // Listen opens a TCP listener on 127.0.0.1:port (port 0 picks a free one)
 // and, when dual is set, a second one on [::1] with the same port number.
 // A machine without IPv6 loopback gets only the IPv4 listener. The port
 // actually bound is returned.
 func Listen(port int, dual bool) ([]net.Listener, int, error) {
+	return listen(port, dual, net.Listen)
+}
+
+func listen(port int, dual bool, listenTCP listenFunc) ([]net.Listener, int, error) {
 	const attempts = 10 // a free IPv4 port may be taken on ::1; try others
 	var lastErr error
 	for range attempts {
-		v4, err := net.Listen("tcp4", net.JoinHostPort(IPv4, strconv.Itoa(port)))
+		v4, err := listenTCP("tcp4", net.JoinHostPort(IPv4, strconv.Itoa(port)))
 		if err != nil {
 			return nil, 0, fmt.Errorf("listen on %s:%d: %w", IPv4, port, err)
 		}
@@ -30,7 +39,7 @@ func Listen(port int, dual bool) ([]net.Listener, int, error) {
 		if !dual {
 			return []net.Listener{v4}, bound, nil
 		}
-		v6, err := net.Listen("tcp6", net.JoinHostPort(IPv6, strconv.Itoa(bound)))
+		v6, err := listenTCP("tcp6", net.JoinHostPort(IPv6, strconv.Itoa(bound)))
 		switch {
 		case err == nil:
 			return []net.Listener{v4, v6}, bound, nil

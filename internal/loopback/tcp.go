@@ -2,6 +2,7 @@ package loopback
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -15,7 +16,13 @@ type TCPOptions struct {
 	DualIPv6 bool
 	MaxConns int           // default 256; extra connections are closed at once
 	Deadline time.Duration // whole-connection deadline; default 30s
-	Logger   *slog.Logger
+
+	// AllowPeer, when set, is asked for each connection before handle
+	// sees it (SameUser is the usual choice); a refused connection is
+	// closed without a byte written and logged as a warning.
+	AllowPeer func(net.Conn) bool
+
+	Logger *slog.Logger
 }
 
 // TCPServer runs a handler per accepted connection and tracks them, so
@@ -63,17 +70,25 @@ func ServeTCP(handle func(context.Context, net.Conn), o TCPOptions) (*TCPServer,
 
 func (s *TCPServer) accept(ln net.Listener) {
 	defer s.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.ctx.Err() == nil {
-				s.opts.Logger.Debug("accept failed", "err", err)
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					continue
-				}
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Running out of file descriptors and similar passing
+			// failures must not end the server; back off as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.opts.Logger.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
 		}
+		backoff = 0
 		if !s.track(c) {
 			c.Close()
 			continue
@@ -83,6 +98,10 @@ func (s *TCPServer) accept(ln net.Listener) {
 			defer s.wg.Done()
 			defer s.untrack(c)
 			_ = c.SetDeadline(time.Now().Add(s.opts.Deadline))
+			if s.opts.AllowPeer != nil && !s.opts.AllowPeer(c) {
+				s.opts.Logger.Warn("refused a connection from another user", "remote", c.RemoteAddr().String())
+				return
+			}
 			s.handle(s.ctx, c)
 		}()
 	}
