@@ -51,6 +51,11 @@ func keyErrorf(where, format string, args ...any) error {
 // readKeyFile reads a key file, refusing what cannot be one.
 func readKeyFile(path string) ([]byte, error) {
 	where := fmt.Sprintf("service-account key file %q", path)
+	// Checked before opening too: opening a FIFO would block until a
+	// writer comes.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, keyErrorf(where, "not a regular file")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, keyErrorf(where, "cannot open it: %v", unwrapPath(err))
