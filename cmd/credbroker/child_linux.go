@@ -1,0 +1,7 @@
+package main
+
+import "syscall"
+
+func childSysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}

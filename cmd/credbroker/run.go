@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"credbroker/broker"
+	"credbroker/session"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Front-end switches, shared by run and demo.
+var frontendFlags = []cli.Flag{
+	&cli.BoolFlag{Name: "no-local-auth", Usage: "do not serve LUCI_CONTEXT local_auth", Category: "Front-ends"},
+	&cli.BoolFlag{Name: "no-gcemeta", Usage: "do not serve a GCE metadata server", Category: "Front-ends"},
+	&cli.BoolFlag{Name: "no-devshell", Usage: "do not serve the Cloud Shell devshell protocol", Category: "Front-ends"},
+}
+
+func frontendsFrom(c *cli.Context) session.Frontends {
+	return session.Frontends{
+		LocalAuth: !c.Bool("no-local-auth"),
+		GCEMeta:   !c.Bool("no-gcemeta"),
+		Devshell:  !c.Bool("no-devshell"),
+	}
+}
+
+func runCommand() *cli.Command {
+	flags := append(append(append(credentialFlags(), scopeFlags()...), logFlags()...), frontendFlags...)
+	flags = append(flags,
+		&cli.StringSliceFlag{Name: "account", Usage: "local_auth account `ID` to serve (repeatable; default \"task\")", Category: "Accounts"},
+		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` children use by default (default: the first --account)", Category: "Accounts"},
+		&cli.StringFlag{Name: "project", Usage: "project `ID` to report (default: the key's project_id)", Category: "Accounts"},
+		&cli.BoolFlag{Name: "disable-git-auth", Usage: "accepted for luci-auth compatibility; git is not configured by this version", Category: "Compatibility"},
+	)
+	return &cli.Command{
+		Name:      "run",
+		Aliases:   []string{"context"},
+		Usage:     "run a command with every credential protocol served to it",
+		UsageText: "credbroker run [flags] -- CMD [ARGS...]\n   credbroker context [luci-auth context flags] -- CMD [ARGS...]",
+		Description: "Starts the front-ends on loopback, points CMD's environment at them (LUCI_CONTEXT,\n" +
+			"GCE_METADATA_HOST and friends, DEVSHELL_CLIENT_PORT, a fresh CLOUDSDK_CONFIG), runs\n" +
+			"CMD with stdio passed through and exits with its status (128+N if signal N killed it).\n" +
+			"SIGINT, SIGTERM and SIGHUP are forwarded to CMD. When CMD exits, or the broker is\n" +
+			"interrupted, every server stops and every file the session made is removed.\n\n" +
+			"`context` is an alias that accepts luci-auth context's flag spellings.\n\n" +
+			"Examples:\n" +
+			"   credbroker run --dev -- gcloud auth print-access-token\n" +
+			"   credbroker run --service-account-json key.json -- python3 my_tool.py",
+		Flags:  flags,
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	// Catch signals from the very start, so an interrupt during setup
+	// still cleans up.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwardedSignals...)
+	defer signal.Stop(sigs)
+
+	argv := c.Args().Slice()
+	if len(argv) == 0 {
+		return usageError("run needs a command: credbroker run [flags] -- CMD [ARGS...]")
+	}
+	scopes, err := scopesFrom(c)
+	if err != nil {
+		return err
+	}
+	ids, def, err := accountIDs(c)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	cred, err := selectCredential(c, log)
+	if err != nil {
+		return err
+	}
+	b, err := newBroker(cred, ids, def, log)
+	if err != nil {
+		return brokerError(err)
+	}
+	defer b.Close()
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	// Mint the default token before the child starts: a broken credential
+	// fails here with a clear message, and the first client request (SDK
+	// timeouts are a few seconds) is a cache hit.
+	if err := warmUp(ctx, b, def, scopes, sigs); err != nil {
+		return err
+	}
+
+	project := c.String("project")
+	if project == "" {
+		project = cred.projectID
+	}
+	sess, err := session.Start(ctx, session.Config{
+		Broker:         b,
+		Accounts:       ids,
+		DefaultAccount: def,
+		Scopes:         scopes,
+		ProjectID:      project,
+		Frontends:      frontendsFrom(c),
+		ParentEnv:      os.Environ(),
+		Logger:         log,
+	})
+	if err != nil {
+		return brokerError(err)
+	}
+	defer sess.Close()
+	for _, ep := range sess.Endpoints {
+		log.Info("serving", slog.String("frontend", ep.Name), slog.String("addr", ep.Addr))
+	}
+
+	select {
+	case sig := <-sigs:
+		return cli.Exit("", 128+int(sig.(syscall.Signal)))
+	default:
+	}
+	code, err := runChild(argv, sess.Env, sigs)
+	if err != nil {
+		fmt.Fprintln(c.App.ErrWriter, "credbroker:", err)
+	}
+	if code == 0 {
+		return nil
+	}
+	return cli.Exit("", code)
+}
+
+// warmUp mints the default token, giving up on a signal.
+func warmUp(ctx context.Context, b *broker.Broker, account string, scopes []string, sigs <-chan os.Signal) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.AccessToken(ctx, account, scopes, 5*time.Minute)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return brokerError(fmt.Errorf("the credential does not work: %w", err))
+		}
+		return nil
+	case sig := <-sigs:
+		return cli.Exit("", 128+int(sig.(syscall.Signal)))
+	}
+}

@@ -1,0 +1,267 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"credbroker/broker"
+	"credbroker/lucictx"
+	"credbroker/protocols/devshell"
+	"credbroker/protocols/gcemeta"
+	"credbroker/protocols/localauth"
+)
+
+// Frontends selects the front-ends a session runs.
+type Frontends struct {
+	LocalAuth bool
+	GCEMeta   bool
+	Devshell  bool
+}
+
+// AllFrontends turns every front-end on.
+func AllFrontends() Frontends {
+	return Frontends{LocalAuth: true, GCEMeta: true, Devshell: true}
+}
+
+// Config describes a session to start.
+type Config struct {
+	// Broker is the token core; it must serve every id in Accounts.
+	Broker *broker.Broker
+	// Accounts are the broker account ids local_auth serves; the broker's
+	// default account when empty.
+	Accounts []string
+	// DefaultAccount is the account of the metadata, devshell and gsutil
+	// front-ends and local_auth's default; Accounts[0] when empty.
+	DefaultAccount string
+	// Scopes are the default scopes of the metadata, devshell and gsutil
+	// front-ends.
+	Scopes []string
+	// ProjectID is served as the project by the metadata and devshell
+	// front-ends; empty means none.
+	ProjectID string
+	// Frontends says which front-ends to run.
+	Frontends Frontends
+	// ParentEnv is the environment the child's is derived from.
+	ParentEnv []string
+	// TempDir is where the session's private directory is made;
+	// os.TempDir() when empty.
+	TempDir string
+	// Logger gets the session's warnings; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Endpoint describes a running front-end, for humans and for the demo.
+type Endpoint struct {
+	Name string // "local_auth", "gcemeta", "devshell", ...
+	Addr string // "127.0.0.1:PORT"
+}
+
+// Session is a started credential context.
+type Session struct {
+	// Dir is the session's private directory.
+	Dir string
+	// Env is the child's environment.
+	Env []string
+	// Endpoints lists the running front-ends in start order.
+	Endpoints []Endpoint
+	// LUCIContext is the path of the exported LUCI_CONTEXT file, or "".
+	LUCIContext string
+	// LocalAuth is the local_auth section given to the child, nil when
+	// local_auth is off.
+	LocalAuth *lucictx.LocalAuth
+
+	log     *slog.Logger
+	closers []func() error
+	once    sync.Once
+	err     error
+}
+
+// Start starts the configured front-ends and prepares the child's
+// environment. On failure everything started so far is closed again.
+func Start(ctx context.Context, cfg Config) (_ *Session, err error) {
+	if cfg.Broker == nil {
+		return nil, errors.New("session: no broker")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if len(cfg.Accounts) == 0 {
+		cfg.Accounts = []string{cfg.Broker.Default()}
+	}
+	if cfg.DefaultAccount == "" {
+		cfg.DefaultAccount = cfg.Accounts[0]
+	}
+	email, err := cfg.Broker.Email(cfg.DefaultAccount)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+
+	RemoveStale(cfg.TempDir, cfg.Logger)
+	dir, err := makePrivateDir(cfg.TempDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{Dir: dir, Env: cleanEnv(cfg.ParentEnv, cfg.Frontends), log: cfg.Logger}
+	s.closers = append(s.closers, func() error { return os.RemoveAll(dir) })
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	if cfg.Frontends.LocalAuth {
+		if err := s.startLocalAuth(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Frontends.GCEMeta {
+		if err := s.startGCEMeta(ctx, cfg, email); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Frontends.Devshell {
+		if err := s.startDevshell(ctx, cfg, email); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close stops every front-end (ending open connections) and removes the
+// session's files. Safe to call more than once.
+func (s *Session) Close() error {
+	s.once.Do(func() {
+		var errs []error
+		for i := len(s.closers) - 1; i >= 0; i-- {
+			errs = append(errs, s.closers[i]())
+		}
+		s.err = errors.Join(errs...)
+	})
+	return s.err
+}
+
+func (s *Session) onClose(f func() error) { s.closers = append(s.closers, f) }
+
+func (s *Session) startLocalAuth(ctx context.Context, cfg Config) error {
+	accounts := make([]localauth.Account, len(cfg.Accounts))
+	for i, id := range cfg.Accounts {
+		accounts[i] = localauth.Account{ID: id}
+	}
+	srv := &localauth.Server{Tokens: cfg.Broker, Accounts: accounts, DefaultAccount: cfg.DefaultAccount, Logger: cfg.Logger}
+	info, err := srv.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("start local_auth: %w", err)
+	}
+	s.onClose(srv.Close)
+
+	parent := parentLUCIContext(s.Env, cfg.Logger)
+	s.LocalAuth = info.LocalAuth()
+	path, err := parent.SetLocalAuth(s.LocalAuth).Export(s.Dir)
+	if err != nil {
+		return fmt.Errorf("write LUCI_CONTEXT: %w", err)
+	}
+	s.LUCIContext = path
+	s.Env = lucictx.SetInEnv(s.Env, path)
+	s.Endpoints = append(s.Endpoints, Endpoint{Name: "local_auth", Addr: "127.0.0.1:" + strconv.Itoa(info.Port)})
+	return nil
+}
+
+// parentLUCIContext loads the LUCI_CONTEXT the parent environment names,
+// so its other sections reach the child. A broken file is reported and
+// replaced by an empty context, as LUCI clients themselves do.
+func parentLUCIContext(env []string, log *slog.Logger) *lucictx.Context {
+	path, ok := lucictx.LookupEnv(env)
+	if !ok || path == "" {
+		return &lucictx.Context{}
+	}
+	c, warnings, err := lucictx.Load(path)
+	for _, w := range warnings {
+		log.Warn("parent LUCI_CONTEXT", "warning", w)
+	}
+	if err != nil {
+		log.Warn("ignoring the parent LUCI_CONTEXT", "err", err)
+		return &lucictx.Context{}
+	}
+	return c
+}
+
+func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) error {
+	accounts := []gcemeta.Account{{ID: cfg.DefaultAccount, Email: email, Scopes: cfg.Scopes}}
+	srv := &gcemeta.Server{
+		Tokens:         cfg.Broker,
+		ProjectID:      cfg.ProjectID,
+		Accounts:       accounts,
+		DefaultAccount: cfg.DefaultAccount,
+		Logger:         cfg.Logger,
+	}
+	info, err := srv.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("start the metadata server: %w", err)
+	}
+	s.onClose(srv.Close)
+	env := Env(s.Env)
+	for _, kv := range info.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env.Set(k, v)
+	}
+	// A fresh gcloud configuration: gcloud caches its "on GCE?" answer for
+	// ten minutes in CLOUDSDK_CONFIG, and a user's stored login would win
+	// over the metadata server.
+	gcloudDir := filepath.Join(s.Dir, "gcloud")
+	if err := os.Mkdir(gcloudDir, 0o700); err != nil {
+		return fmt.Errorf("create gcloud config dir: %w", err)
+	}
+	env.Set("CLOUDSDK_CONFIG", gcloudDir)
+	s.Env = env
+	s.Endpoints = append(s.Endpoints, Endpoint{Name: "gcemeta", Addr: info.Addr})
+	return nil
+}
+
+func (s *Session) startDevshell(ctx context.Context, cfg Config, email string) error {
+	srv := &devshell.Server{
+		Tokens:    cfg.Broker,
+		Account:   cfg.DefaultAccount,
+		Email:     email,
+		ProjectID: cfg.ProjectID,
+		Scopes:    cfg.Scopes,
+		Logger:    cfg.Logger,
+	}
+	info, err := srv.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("start the devshell server: %w", err)
+	}
+	s.onClose(srv.Close)
+	env := Env(s.Env)
+	for k, v := range info.Env() {
+		env.Set(k, v)
+	}
+	s.Env = env
+	s.Endpoints = append(s.Endpoints, Endpoint{Name: "devshell", Addr: "127.0.0.1:" + strconv.Itoa(info.Port)})
+	return nil
+}
+
+// cleanEnv copies the parent environment without the variables that would
+// make clients use some other credential than the session's.
+func cleanEnv(parent []string, fe Frontends) []string {
+	env := Env(append([]string(nil), parent...))
+	for _, k := range []string{
+		"GOOGLE_APPLICATION_CREDENTIALS",
+		"CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
+		"CLOUDSDK_CORE_ACCOUNT",
+		"NO_GCE_CHECK",
+		"BOTO_PATH",
+	} {
+		env.Unset(k)
+	}
+	if !fe.Devshell {
+		env.Unset("DEVSHELL_CLIENT_PORT")
+	}
+	return env
+}
