@@ -89,9 +89,9 @@ func dropped(section, key string) bool {
 // Render returns the .boto content.
 //
 // The session's sections come first ([GSUtil], [Credentials],
-// [GoogleCompute], [OAuth2]); the user's lines for those sections are
-// appended to them, minus the dropped keys (with their continuation
-// lines). Every other user section follows in its original order with its
+// [GoogleCompute], [OAuth2]), each holding the user's lines for it, minus
+// the dropped keys (with their continuation lines), followed by the
+// session's own keys. Every other user section follows in its original order with its
 // header, comments and formatting untouched. Comments before the first
 // section are kept after the file's own header comment.
 func (b Boto) Render() string {
@@ -108,8 +108,11 @@ func (b Boto) Render() string {
 			return
 		}
 		fmt.Fprintf(&out, "\n[%s]\n", name)
-		writeLines(&out, own)
+		// The user's lines first: a line of ours at column 0 can never
+		// be read as the continuation of an indented user option, while
+		// an indented user line after ours would extend our value.
 		writeLines(&out, user)
+		writeLines(&out, own)
 	}
 	section("GSUtil", []string{
 		"software_update_check_period = 0",
@@ -242,6 +245,9 @@ func parseINI(text string) *iniFile {
 				f.headers[name] = raw
 				f.order = append(f.order, name)
 				f.lines[name] = nil
+			} else {
+				// A repeated section continues the first one.
+				f.lines[name] = trimBlank(f.lines[name])
 			}
 			continue
 		}
