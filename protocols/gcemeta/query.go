@@ -45,12 +45,11 @@ var errBadTimeout = &httpError{code: 400, msg: "Invalid timeout_sec: want a non-
 func parseRequest(path, rawQuery string) (request, error) {
 	var q request
 	p := strings.TrimPrefix(path, "/")
-	q.listing = p == "" || strings.HasSuffix(p, "/")
-	if q.listing && p != "" {
-		p = p[:len(p)-1]
-	}
-	if p != "" {
-		q.segments = strings.Split(p, "/")
+	if p == "" {
+		q.listing = true // the root
+	} else {
+		q.listing = strings.HasSuffix(p, "/")
+		q.segments = strings.Split(strings.TrimSuffix(p, "/"), "/")
 	}
 
 	q.params = parseQuery(rawQuery)

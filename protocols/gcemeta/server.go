@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"credbroker/broker"
@@ -86,7 +87,7 @@ type Server struct {
 	closing   chan struct{}
 	tree      *node
 	defaultID string
-	port      int
+	port      atomic.Int32 // set once listening; read by the handler
 }
 
 // Info is what clients need to find a started server.
@@ -153,7 +154,8 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("gcemeta: %w", err)
 	}
-	s.srv, s.started, s.port = srv, true, srv.Port()
+	s.srv, s.started = srv, true
+	s.port.Store(int32(srv.Port()))
 	return Info{Addr: srv.Addr(), Port: srv.Port()}, nil
 }
 
@@ -368,7 +370,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (response, error
 // form. The Location names this server itself, never the request's Host
 // (which a rebinding page controls), and keeps the query string.
 func (s *Server) redirect(dirPath, rawQuery string) response {
-	loc := "http://" + net.JoinHostPort(loopback.IPv4, strconv.Itoa(s.port)) + dirPath + "/"
+	loc := "http://" + net.JoinHostPort(loopback.IPv4, strconv.Itoa(int(s.port.Load()))) + dirPath + "/"
 	if rawQuery != "" {
 		loc += "?" + rawQuery
 	}
@@ -383,8 +385,9 @@ func (s *Server) redirect(dirPath, rawQuery string) response {
 // hostAllowed accepts the names clients use for the metadata server:
 // this server's loopback address with its port, and GCE's own names.
 func (s *Server) hostAllowed(host string) bool {
-	p := strconv.Itoa(s.port)
-	if loopback.HostAllowed(host, s.port, "metadata.google.internal:"+p, "169.254.169.254:"+p) {
+	port := int(s.port.Load())
+	p := strconv.Itoa(port)
+	if loopback.HostAllowed(host, port, "metadata.google.internal:"+p, "169.254.169.254:"+p) {
 		return true
 	}
 	switch strings.ToLower(host) {

@@ -156,6 +156,7 @@ func TestWire(t *testing.T) {
 			wantError("404 Not Found", `Metadata directory "/computeMetadata" doesn't have ""`)},
 		{"dot dot is a missing child", get(addr, v1+"../v1/"),
 			wantError("404 Not Found", `Metadata directory "/computeMetadata/v1" doesn't have ".."`)},
+		{"root double slash", get(addr, "//"), wantError("404 Not Found", `Metadata directory "" doesn't have ""`)},
 		{"root child missing", get(addr, "/nope"), wantError("404 Not Found", `Metadata directory "" doesn't have "nope"`)},
 		{"through a leaf", get(addr, v1+"instance/name/x"),
 			wantError("404 Not Found", `Metadata "/computeMetadata/v1/instance/name" can't be listed`)},
