@@ -293,7 +293,7 @@ func TestAllowPeerHTTP(t *testing.T) {
 			s := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				handled.Add(1)
 				io.WriteString(w, r.URL.Path)
-			}), HTTPOptions{AllowPeer: func(c net.Conn) bool {
+			}), HTTPOptions{Logger: quiet, AllowPeer: func(c net.Conn) bool {
 				asked.Add(1)
 				return tt.allow
 			}})

@@ -1,0 +1,185 @@
+//go:build linux
+
+package loopback
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// PeerUIDSupported reports whether PeerUID can find a peer's uid on this
+// system.
+const PeerUIDSupported = true
+
+// PeerUID returns the uid of the process at the other end of c, a TCP
+// connection accepted on this machine: the owner of the client's socket,
+// whose local address is c's remote address. It asks the kernel through
+// a NETLINK_SOCK_DIAG exact lookup (one round trip, independent of how
+// many sockets exist) and, if netlink is unavailable, scans /proc/net/tcp
+// and /proc/net/tcp6. A peer that has already closed its socket is an
+// error, not uid 0.
+func PeerUID(c net.Conn) (uid uint32, err error) {
+	local, remote, err := tcpEnds(c)
+	if err != nil {
+		return 0, err
+	}
+	uid, nlErr := peerUIDNetlink(local, remote)
+	if nlErr == nil || errors.Is(nlErr, errNoOwner) {
+		return uid, nlErr
+	}
+	uid, procErr := peerUIDProc(local, remote)
+	if procErr != nil {
+		return 0, fmt.Errorf("peer uid of %v: netlink: %w; /proc: %w", remote, nlErr, procErr)
+	}
+	return uid, nil
+}
+
+// Sizes of the kernel's inet_diag_req_v2 and inet_diag_msg
+// (linux/inet_diag.h); x/sys/unix does not define these structures.
+const (
+	sizeofInetDiagReqV2 = 56
+	sizeofInetDiagMsg   = 72
+)
+
+// peerUIDNetlink looks up the socket whose local end is peer and whose
+// remote end is self, and returns its owner.
+func peerUIDNetlink(self, peer netip.AddrPort) (uint32, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return 0, fmt.Errorf("netlink socket: %w", err)
+	}
+	defer unix.Close(fd)
+
+	const seq = 1
+	ne := binary.NativeEndian
+	req := make([]byte, unix.SizeofNlMsghdr+sizeofInetDiagReqV2)
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST) // no NLM_F_DUMP: exact lookup
+	ne.PutUint32(req[8:], seq)
+	b := req[unix.SizeofNlMsghdr:]
+	b[0] = unix.AF_INET6
+	if peer.Addr().Is4() {
+		b[0] = unix.AF_INET
+	}
+	b[1] = unix.IPPROTO_TCP
+	ne.PutUint32(b[4:], ^uint32(0)) // any state
+	id := b[8:]                     // inet_diag_sockid: ports and addresses in network order
+	binary.BigEndian.PutUint16(id[0:], peer.Port())
+	binary.BigEndian.PutUint16(id[2:], self.Port())
+	putAddr(id[4:20], peer.Addr())
+	putAddr(id[20:36], self.Addr())
+	ne.PutUint32(id[40:], ^uint32(0)) // INET_DIAG_NOCOOKIE
+	ne.PutUint32(id[44:], ^uint32(0))
+
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, fmt.Errorf("netlink send: %w", err)
+	}
+	// The kernel answers an exact lookup while handling the send, so the
+	// reply is already queued; MSG_DONTWAIT keeps a misbehaving kernel
+	// from hanging the accept path.
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+	if err != nil {
+		return 0, fmt.Errorf("netlink receive: %w", err)
+	}
+	for msg := buf[:n]; len(msg) >= unix.SizeofNlMsghdr; {
+		size := int(ne.Uint32(msg[0:]))
+		if size < unix.SizeofNlMsghdr || size > len(msg) {
+			return 0, errors.New("netlink reply: bad message length")
+		}
+		typ, gotSeq, d := ne.Uint16(msg[4:]), ne.Uint32(msg[8:]), msg[unix.SizeofNlMsghdr:size]
+		msg = msg[min(nlAlign(size), len(msg)):]
+		if gotSeq != seq {
+			continue
+		}
+		switch typ {
+		case unix.NLMSG_ERROR:
+			if len(d) < 4 {
+				return 0, errors.New("netlink reply: short error message")
+			}
+			if errno := -int32(ne.Uint32(d)); errno != 0 {
+				return 0, fmt.Errorf("sock_diag lookup: %w", unix.Errno(errno))
+			}
+		case unix.SOCK_DIAG_BY_FAMILY:
+			if len(d) < sizeofInetDiagMsg {
+				return 0, errors.New("netlink reply: short inet_diag_msg")
+			}
+			if binary.BigEndian.Uint16(d[4:]) != peer.Port() || binary.BigEndian.Uint16(d[6:]) != self.Port() {
+				return 0, errors.New("netlink reply: answer is for another socket")
+			}
+			if ne.Uint32(d[68:]) == 0 { // idiag_inode
+				return 0, errNoOwner
+			}
+			return ne.Uint32(d[64:]), nil // idiag_uid
+		}
+	}
+	return 0, errors.New("netlink reply: no answer")
+}
+
+func nlAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+
+func putAddr(dst []byte, a netip.Addr) {
+	if a.Is4() {
+		b := a.As4()
+		copy(dst, b[:])
+		return
+	}
+	b := a.As16()
+	copy(dst, b[:])
+}
+
+// peerUIDProc finds the same socket by scanning /proc/net. An IPv4 peer
+// may own an IPv6 socket with a mapped address, so both files are read.
+func peerUIDProc(self, peer netip.AddrPort) (uint32, error) {
+	files := []string{"/proc/net/tcp6"}
+	if peer.Addr().Is4() {
+		files = []string{"/proc/net/tcp", "/proc/net/tcp6"}
+	}
+	for _, name := range files {
+		e, found, err := scanProcNet(name, self, peer)
+		if err != nil {
+			return 0, err
+		}
+		if found {
+			if e.inode == 0 {
+				return 0, errNoOwner
+			}
+			return e.uid, nil
+		}
+	}
+	return 0, fmt.Errorf("no socket %v -> %v in /proc/net", peer, self)
+}
+
+func scanProcNet(name string, self, peer netip.AddrPort) (procNetEntry, bool, error) {
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return procNetEntry{}, false, nil // no IPv6 on this kernel
+	}
+	if err != nil {
+		return procNetEntry{}, false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		e, ok := parseProcNetLine(sc.Text())
+		if !ok {
+			continue
+		}
+		if unmapPort(e.local) == peer && unmapPort(e.remote) == self {
+			return e, true, nil
+		}
+	}
+	return procNetEntry{}, false, sc.Err()
+}
+
+func unmapPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
