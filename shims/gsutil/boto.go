@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Boto describes the .boto file a session gives gsutil. Exactly one of
@@ -200,6 +202,9 @@ func parseINI(text string) *iniFile {
 	if text == "" {
 		return f
 	}
+	// Python reads text files with universal newlines: a lone "\r" ends
+	// a line too. Writing every line end as "\n" keeps both readings equal.
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 	var (
 		section  string   // "" before the first section
@@ -209,8 +214,8 @@ func parseINI(text string) *iniFile {
 		pending  []string // blank lines after a dropped option
 	)
 	for _, raw := range lines {
-		stripped := strings.TrimSpace(raw)
-		lead := len(raw) - len(strings.TrimLeft(raw, " \t\r\f\v"))
+		stripped := strings.TrimFunc(raw, isPySpace)
+		lead := indentOf(raw)
 		switch {
 		case stripped == "" || stripped[0] == '#' || stripped[0] == ';':
 			switch {
@@ -256,7 +261,7 @@ func parseINI(text string) *iniFile {
 		}
 		option, dropping = "", false
 		if i := strings.IndexAny(stripped, "=:"); i >= 0 {
-			option = strings.ToLower(strings.TrimSpace(stripped[:i]))
+			option = strings.ToLower(strings.TrimFunc(stripped[:i], isPySpace))
 			dropping = dropped(section, option)
 		}
 		if !dropping {
@@ -267,6 +272,16 @@ func parseINI(text string) *iniFile {
 		f.lines[section] = append(f.lines[section], pending...)
 	}
 	return f
+}
+
+// isPySpace is Python's str.isspace for one character, which is what
+// configparser's strip() and indentation rules use.
+func isPySpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
+
+// indentOf counts the characters (not bytes, as Python counts) before
+// the first non-space one.
+func indentOf(line string) int {
+	return utf8.RuneCountInString(line) - utf8.RuneCountInString(strings.TrimLeftFunc(line, isPySpace))
 }
 
 func sectionName(stripped string) (string, bool) {

@@ -122,7 +122,7 @@ calling_format = boto.s3.connection.OrdinaryCallingFormat
 				"second_boto_block = joined\n"),
 			hdr + "\n; semicolon comment\n" +
 				"\n[GSUtil]\nstate_directory = kept, not state_dir\nsoftware_update_check_period = 0\nstate_dir = /st\n" +
-				"\n[Credentials]\n  ; indented comment\ngs_json_port=8443\r\ngs_oauth2_refresh_token = R+/x\n" +
+				"\n[Credentials]\n  ; indented comment\ngs_json_port=8443\ngs_oauth2_refresh_token = R+/x\n" +
 				oursOA +
 				"\n[Boto]   ; header comment\n  indented_key=v\nProxy:host\nmulti = line one\n    line two\n\n    line three after a blank\nsecond_boto_block = joined\n" +
 				"\n[DEFAULT]\ndebug = 0\n",
@@ -212,6 +212,7 @@ func FuzzParseINI(f *testing.F) {
 		"[OAuth2]\nprovider_token_uri: u\n", "[DEFAULT]\nclient_id = c\n", "[]\n[ ]\n[a]]\n",
 		"\ufeff[Credentials]\r\ngs_service_key_file=k\r\n", "[GoogleCompute]\nservice_account = x\n\tmore\n",
 		"[Credentials]\n  gs_json_host = h\n    continued\n",
+		"[Boto]\nx = 1\r[OAuth2]\rprovider_token_uri = evil\r",
 	} {
 		f.Add(s)
 	}
@@ -249,9 +250,10 @@ func readLikeConfigparser(text string) map[string]map[string][]string {
 	out := map[string]map[string][]string{}
 	var sec, key string
 	indent := 0
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
 	for _, raw := range strings.Split(text, "\n") {
-		st := strings.TrimSpace(raw)
-		lead := len(raw) - len(strings.TrimLeft(raw, " \t\r\f\v"))
+		st := strings.TrimFunc(raw, isPySpace)
+		lead := indentOf(raw)
 		if st == "" || st[0] == '#' || st[0] == ';' {
 			continue
 		}
@@ -273,7 +275,7 @@ func readLikeConfigparser(text string) map[string]map[string][]string {
 			continue
 		}
 		if i := strings.IndexAny(st, "=:"); i >= 0 {
-			key = strings.ToLower(strings.TrimSpace(st[:i]))
+			key = strings.ToLower(strings.TrimFunc(st[:i], isPySpace))
 			out[sec][key] = append(out[sec][key], strings.TrimSpace(st[i+1:]))
 		}
 	}
