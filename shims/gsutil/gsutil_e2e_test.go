@@ -17,7 +17,7 @@ const gsutilBin = "/usr/bin/gsutil"
 // runGsutil runs the installed gsutil (through gcloud's wrapper, as users
 // do) with nothing but the session's environment: an empty HOME, a fresh
 // CLOUDSDK_CONFIG and the variables Info asks for.
-func runGsutil(t *testing.T, info Info, args ...string) (string, error) {
+func runGsutil(t *testing.T, info Info, wrapperPasses bool, args ...string) (string, error) {
 	t.Helper()
 	home, cfg := t.TempDir(), t.TempDir()
 	// gsutil binds Unix sockets under TMPDIR: keep the path short.
@@ -36,6 +36,9 @@ func runGsutil(t *testing.T, info Info, args ...string) (string, error) {
 		"NO_GCE_CHECK=True",
 	}
 	for k, v := range info.Env() {
+		if k == EnvPassCredentials && wrapperPasses {
+			continue
+		}
 		env = append(env, k+"="+v)
 	}
 	cmd := exec.Command(gsutilBin, args...)
@@ -72,8 +75,13 @@ func TestGsutilLs(t *testing.T) {
 	tests := []struct {
 		name  string
 		extra string // user configuration besides the endpoint
+		// wrapperPasses leaves gcloud's wrapper in its default mode,
+		// where it moves BOTO_CONFIG into BOTO_PATH and adds the gcloud
+		// account's file (none here, as CLOUDSDK_CONFIG is fresh).
+		wrapperPasses bool
 	}{
-		{"endpoint only", ""},
+		{"endpoint only", "", false},
+		{"endpoint only, wrapper passing credentials", "", true},
 		{"user config with other sections and credentials", `
 # my own settings
 [GSUtil]
@@ -98,7 +106,7 @@ use-sigv4 = True
 
 [Boto]
 num_retries = 2
-`},
+`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,14 +117,18 @@ num_retries = 2
 			if err := os.WriteFile(userCfg, []byte(gcsEndpoint(t, gcs)+tt.extra), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s := &Server{Tokens: tokens, Account: "acct", UserConfig: userCfg, Dir: t.TempDir(), Logger: quietLogger}
+			// The user's file is found the way a session finds it: through
+			// the parent's BOTO_CONFIG.
+			t.Setenv("BOTO_CONFIG", userCfg)
+			t.Setenv("BOTO_PATH", "")
+			s := &Server{Tokens: tokens, Account: "acct", Dir: t.TempDir(), Logger: quietLogger}
 			info, err := s.Start(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
 
-			out, err := runGsutil(t, info, "ls", "gs://bucket")
+			out, err := runGsutil(t, info, tt.wrapperPasses, "ls", "gs://bucket")
 			if err != nil {
 				boto, _ := os.ReadFile(info.BotoPath)
 				t.Fatalf("gsutil ls: %v\n%s\n.boto:\n%s", err, out, boto)
