@@ -317,22 +317,18 @@ func (s *Server) mint(r *http.Request) ([]byte, *oauthError) {
 	if g := r.PostForm.Get("grant_type"); g != JWTBearerGrant {
 		return nil, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", description: "Invalid grant_type: " + g}
 	}
-	tok, err := jwt.ParseSigned(r.PostForm.Get("assertion"), []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil || len(tok.Headers) != 1 {
+	a, err := parseAssertion(r.PostForm.Get("assertion"))
+	if err != nil {
 		return nil, invalidGrant("Invalid JWT.")
 	}
-	var unverified assertionClaims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, invalidGrant("Invalid JWT.")
-	}
-	key := s.lookup(tok.Headers[0].KeyID, unverified.Issuer)
+	key := s.lookup(a.kid, a.claims.Issuer)
 	if key == nil {
 		return nil, invalidGrant("Invalid grant: account not found")
 	}
-	var c assertionClaims
-	if err := tok.Claims(&key.Private.PublicKey, &c); err != nil {
+	if !a.verify(&key.Private.PublicKey) {
 		return nil, invalidGrant("Invalid JWT Signature.")
 	}
+	c := a.claims
 	if c.Issuer != key.Email {
 		return nil, invalidGrant("Invalid JWT: iss does not match the key's client_email.")
 	}

@@ -2,13 +2,18 @@ package fakegoogle
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,8 +162,8 @@ func verifyIDToken(t *testing.T, s *Server, tok string) idClaims {
 	return c
 }
 
-// assertion signs claims as key k would (kid set unless noKid).
-func assertion(t *testing.T, priv *rsa.PrivateKey, kid string, claims map[string]any) string {
+// signAssertion signs claims as key k would (kid set unless noKid).
+func signAssertion(t *testing.T, priv *rsa.PrivateKey, kid string, claims map[string]any) string {
 	t.Helper()
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: kid}}, nil)
 	if err != nil {
@@ -219,21 +224,21 @@ func TestRefusals(t *testing.T) {
 			400, `{"error":"unsupported_grant_type","error_description":"Invalid grant_type: refresh_token"}`},
 		{"garbage assertion", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {"not.a.jwt"}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT."}`},
-		{"unknown kid", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, k.Private, "nope", good())}},
+		{"unknown kid", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, "nope", good())}},
 			400, `{"error":"invalid_grant","error_description":"Invalid grant: account not found"}`},
-		{"signed by another key", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, other.Private, k.KeyID, good())}},
+		{"signed by another key", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, other.Private, k.KeyID, good())}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`},
-		{"iss of another account", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, k.Private, k.KeyID, with("iss", other.Email))}},
+		{"iss of another account", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, k.KeyID, with("iss", other.Email))}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT: iss does not match the key's client_email."}`},
-		{"wrong aud", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, k.Private, k.KeyID, with("aud", "https://oauth2.googleapis.com/token"))}},
+		{"wrong aud", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, k.KeyID, with("aud", "https://oauth2.googleapis.com/token"))}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT: aud must be the token endpoint."}`},
-		{"expired", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, k.Private, k.KeyID, with("exp", now-10))}},
+		{"expired", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, k.KeyID, with("exp", now-10))}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."}`},
-		{"too long", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, k.Private, k.KeyID, with("exp", now+7200))}},
+		{"too long", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, k.KeyID, with("exp", now+7200))}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."}`},
-		{"no iat", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, k.Private, k.KeyID, with("iat", nil))}},
+		{"no iat", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, k.KeyID, with("iat", nil))}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim."}`},
-		{"no scope", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {assertion(t, k.Private, k.KeyID, with("scope", nil))}},
+		{"no scope", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, k.KeyID, with("scope", nil))}},
 			400, `{"error":"invalid_scope","error_description":"Empty or missing scope not allowed."}`},
 	}
 	for _, tt := range tests {
@@ -260,7 +265,7 @@ func TestNoKidFallsBackToEmail(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Unix()
-	a := assertion(t, k.Private, "", map[string]any{"iss": testEmail, "aud": s.TokenURL(), "iat": now, "exp": now + 60, "target_audience": "aud-1"})
+	a := signAssertion(t, k.Private, "", map[string]any{"iss": testEmail, "aud": s.TokenURL(), "iat": now, "exp": now + 60, "target_audience": "aud-1"})
 	status, body := post(t, s, url.Values{"grant_type": {JWTBearerGrant}, "assertion": {a}})
 	if status != 200 || !strings.HasPrefix(body, `{"id_token":"`) {
 		t.Fatalf("got %d %s", status, body)
@@ -369,5 +374,36 @@ func TestJWKS(t *testing.T) {
 	}
 	if len(set.Keys) != 1 || set.Keys[0].Algorithm != "RS256" || set.Keys[0].KeyID == "" || !set.Keys[0].IsPublic() {
 		t.Errorf("JWKS = %s", s.JWKS())
+	}
+}
+
+// TestPaddedAssertion checks that base64 padding in every segment is
+// accepted, with the signature over the segments as sent, as Google does
+// for older google-auth releases.
+func TestPaddedAssertion(t *testing.T) {
+	s := New(t)
+	k, err := s.NewKey(testEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	header := `{"alg":"RS256","typ":"JWT","kid":"` + k.KeyID + `"}`
+	payload := `{"iss":"` + testEmail + `","aud":"` + s.TokenURL() + `","iat":` + strconv.FormatInt(now, 10) + `,"exp":` + strconv.FormatInt(now+60, 10) + `,"scope":"s"}`
+	for len(payload)%3 == 0 {
+		payload += " " // make sure the payload segment needs padding
+	}
+	input := base64.URLEncoding.EncodeToString([]byte(header)) + "." + base64.URLEncoding.EncodeToString([]byte(payload))
+	if !strings.Contains(input, "=") {
+		t.Fatal("test assertion has no padding")
+	}
+	sum := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k.Private, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := input + "." + base64.URLEncoding.EncodeToString(sig)
+	status, body := post(t, s, url.Values{"grant_type": {JWTBearerGrant}, "assertion": {a}})
+	if status != 200 || !strings.HasPrefix(body, `{"access_token":"fake-at-1-`) {
+		t.Fatalf("got %d %s", status, body)
 	}
 }
