@@ -72,6 +72,11 @@ type Server struct {
 	Port int
 	// MaxWait bounds wait_for_change requests; DefaultMaxWait when zero.
 	MaxWait time.Duration
+	// AllowPeer, when set, is asked about every connection before its
+	// first request; false refuses it. The metadata protocol carries no
+	// secret, so this is where the peer-uid check (loopback.SameUser)
+	// plugs in.
+	AllowPeer func(net.Conn) bool
 	// Logger gets one debug line per token handed out (never the token)
 	// and the server's own errors. slog.Default() when nil.
 	Logger *slog.Logger
@@ -142,8 +147,9 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 	s.closing = make(chan struct{})
 	s.tree = s.buildTree()
 	srv, err := loopback.ServeHTTP(s, loopback.HTTPOptions{
-		Port:     s.Port,
-		DualIPv6: true, // clients given "localhost" may dial ::1
+		Port:      s.Port,
+		AllowPeer: s.AllowPeer,
+		DualIPv6:  true, // clients given "localhost" may dial ::1
 		// A GET has no body, so the whole-request read timeout only has to
 		// outlast a slow mint: net/http cancels the request's context when
 		// it fires. Waits extend both deadlines themselves.
