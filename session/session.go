@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,10 +13,12 @@ import (
 	"sync"
 
 	"credbroker/broker"
+	"credbroker/internal/loopback"
 	"credbroker/lucictx"
 	"credbroker/protocols/devshell"
 	"credbroker/protocols/gcemeta"
 	"credbroker/protocols/localauth"
+	"credbroker/shims/gsutil"
 )
 
 // Frontends selects the front-ends a session runs.
@@ -23,11 +26,16 @@ type Frontends struct {
 	LocalAuth bool
 	GCEMeta   bool
 	Devshell  bool
+	Gsutil    bool
+	// BotoGCE makes the gsutil shim write the [GoogleCompute] form of
+	// .boto (gsutil then asks the metadata server, which it only finds at
+	// metadata.google.internal:80) instead of running its token endpoint.
+	BotoGCE bool
 }
 
 // AllFrontends turns every front-end on.
 func AllFrontends() Frontends {
-	return Frontends{LocalAuth: true, GCEMeta: true, Devshell: true}
+	return Frontends{LocalAuth: true, GCEMeta: true, Devshell: true, Gsutil: true}
 }
 
 // Config describes a session to start.
@@ -131,6 +139,11 @@ func Start(ctx context.Context, cfg Config) (_ *Session, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Frontends.Gsutil {
+		if err := s.startGsutil(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -199,6 +212,7 @@ func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) er
 		ProjectID:      cfg.ProjectID,
 		Accounts:       accounts,
 		DefaultAccount: cfg.DefaultAccount,
+		AllowPeer:      samePeerUser(),
 		Logger:         cfg.Logger,
 	}
 	info, err := srv.Start(ctx)
@@ -231,6 +245,7 @@ func (s *Session) startDevshell(ctx context.Context, cfg Config, email string) e
 		Email:     email,
 		ProjectID: cfg.ProjectID,
 		Scopes:    cfg.Scopes,
+		AllowPeer: samePeerUser(),
 		Logger:    cfg.Logger,
 	}
 	info, err := srv.Start(ctx)
@@ -244,6 +259,42 @@ func (s *Session) startDevshell(ctx context.Context, cfg Config, email string) e
 	}
 	s.Env = env
 	s.Endpoints = append(s.Endpoints, Endpoint{Name: "devshell", Addr: "127.0.0.1:" + strconv.Itoa(info.Port)})
+	return nil
+}
+
+func (s *Session) startGsutil(ctx context.Context, cfg Config) error {
+	parent := Env(cfg.ParentEnv)
+	getenv := func(k string) string { v, _ := parent.Get(k); return v }
+	srv := &gsutil.Server{
+		Tokens:  cfg.Broker,
+		Account: cfg.DefaultAccount,
+		Scopes:  cfg.Scopes,
+		Dir:     s.Dir,
+		Logger:  cfg.Logger,
+	}
+	// The user's own boto settings are found through the parent's
+	// environment, which is not always this process's (daemon sessions).
+	srv.UserConfig = gsutil.FindUserConfig(getenv)
+	srv.SkipUserConfig = srv.UserConfig == ""
+	if cfg.Frontends.BotoGCE {
+		srv.Mode = gsutil.GCE
+	}
+	info, err := srv.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("start the gsutil shim: %w", err)
+	}
+	s.onClose(srv.Close)
+	env := Env(s.Env)
+	for k, v := range info.Env() {
+		env.Set(k, v)
+	}
+	for _, k := range info.Unset() {
+		env.Unset(k)
+	}
+	s.Env = env
+	if info.Port != 0 {
+		s.Endpoints = append(s.Endpoints, Endpoint{Name: "gsutil", Addr: "127.0.0.1:" + strconv.Itoa(info.Port)})
+	}
 	return nil
 }
 
@@ -264,4 +315,15 @@ func cleanEnv(parent []string, fe Frontends) []string {
 		env.Unset("DEVSHELL_CLIENT_PORT")
 	}
 	return env
+}
+
+// samePeerUser is the policy for front-ends whose protocol carries no
+// secret (metadata, devshell): only processes of this user are served.
+// Where the platform cannot tell a peer's uid, the check is left off
+// rather than refusing everyone.
+func samePeerUser() func(net.Conn) bool {
+	if !loopback.PeerUIDSupported {
+		return nil
+	}
+	return loopback.SameUser
 }

@@ -3,11 +3,15 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"credbroker/internal/fakegcs"
 	"credbroker/internal/fakegoogle"
 )
 
@@ -159,4 +163,72 @@ func jwtClaims(t *testing.T, jwt string) map[string]any {
 		t.Fatal(err)
 	}
 	return claims
+}
+
+func TestPythonDevshellUnderRun(t *testing.T) {
+	needPython(t, "oauth2client.contrib.devshell")
+	fg := fakegoogle.New(t)
+	key := fg.KeyFile(t, testEmail)
+	script := `
+from oauth2client.contrib import devshell
+creds = devshell.DevshellCredentials()
+print(creds.user_email)
+print(creds.get_access_token().access_token)
+`
+	lines := runClients(t, fg, key, "/usr/bin/python3", "-c", script)
+	if len(lines) != 2 || lines[0] != testEmail {
+		t.Fatalf("python printed %q", lines)
+	}
+	mintedFor(t, fg, lines[1])
+}
+
+// TestGsutilUnderRun runs the standalone gsutil with a user .boto that
+// points its JSON API at a fake Cloud Storage and carries settings of its
+// own; the session's .boto keeps them and adds the broker's credentials.
+func TestGsutilUnderRun(t *testing.T) {
+	needTool(t, "gsutil")
+	fg := fakegoogle.New(t)
+	key := fg.KeyFile(t, testEmail)
+	gcs := fakegcs.NewTLS(map[string][]string{"bucket": {"a.txt", "dir/b.txt"}})
+	t.Cleanup(gcs.Close)
+
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "fakegcs.pem")
+	if err := os.WriteFile(ca, gcs.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(gcs.Listener.Addr().String())
+	userBoto := filepath.Join(dir, "user.boto")
+	boto := fmt.Sprintf("# the user's own settings\n[Credentials]\ngs_json_host = 127.0.0.1\ngs_json_port = %s\n"+
+		"gs_oauth2_refresh_token = users-own-token\n\n[Boto]\nca_certificates_file = %s\nnum_retries = 1\n\n[s3]\ncalling_format = x\n", port, ca)
+	if err := os.WriteFile(userBoto, []byte(boto), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// gsutil makes Unix sockets under TMPDIR: keep the path short.
+	tmp, err := os.MkdirTemp("", "cb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	// gcloud's gsutil wrapper hands gsutil the CA file of gcloud's own
+	// configuration, overriding the .boto's: point both at the fake's.
+	env := append(clientEnv(t), "BOTO_CONFIG="+userBoto, "CLOUDSDK_CORE_CHECK_GCE_METADATA=false",
+		"CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE="+ca)
+	r := runBroker(t, tmp, env, "run", "--service-account-json", key, "--", "gsutil", "ls", "gs://bucket")
+	if r.code != 0 {
+		t.Fatalf("gsutil: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if want := "gs://bucket/a.txt\ngs://bucket/dir/\n"; r.stdout != want {
+		t.Errorf("gsutil ls printed %q, want %q", r.stdout, want)
+	}
+	toks := gcs.Tokens()
+	if len(toks) == 0 {
+		t.Fatal("fake Cloud Storage saw no request")
+	}
+	for _, tok := range toks {
+		if m := mintedFor(t, fg, tok); m.Email != testEmail {
+			t.Errorf("storage request with a token of %s", m.Email)
+		}
+	}
+	assertNoSessionFiles(t, tmp)
 }

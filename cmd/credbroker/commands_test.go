@@ -206,7 +206,7 @@ func TestDemo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, fe := range []string{"local_auth", "gcemeta", "devshell"} {
+	for _, fe := range []string{"local_auth", "gcemeta", "devshell", "gsutil"} {
 		var row string
 		for _, line := range strings.Split(r.stdout, "\n") {
 			if strings.HasPrefix(line, fe+" ") {

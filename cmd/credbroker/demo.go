@@ -22,6 +22,7 @@ import (
 	"credbroker/sources/dev"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/oauth2"
 )
 
 func demoCommand() *cli.Command {
@@ -48,6 +49,10 @@ func demoAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	frontends, err := frontendsFrom(c)
+	if err != nil {
+		return err
+	}
 	cred, err := selectCredential(devFlags{}, log)
 	if err != nil {
 		return err
@@ -63,7 +68,7 @@ func demoAction(c *cli.Context) error {
 	sess, err := session.Start(ctx, session.Config{
 		Broker:    b,
 		Scopes:    scopesDefault,
-		Frontends: frontendsFrom(c),
+		Frontends: frontends,
 		ParentEnv: os.Environ(),
 		Logger:    log,
 	})
@@ -77,7 +82,7 @@ func demoAction(c *cli.Context) error {
 	fmt.Fprintf(out, "(dev tokens start with %q and are not Google tokens)\n\n", dev.TokenPrefix)
 	var rows []demoRow
 	for _, ep := range sess.Endpoints {
-		rows = append(rows, callFrontend(ctx, ep, sess))
+		rows = append(rows, callFrontend(ctx, ep, sess, cred.src.Email()))
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "FRONT-END\tADDRESS\tACCOUNT\tTOKEN\tEXPIRES IN\tLATENCY")
@@ -117,7 +122,7 @@ func tokenPrefix(tok string) string {
 }
 
 // callFrontend asks one front-end for a token the way its clients do.
-func callFrontend(ctx context.Context, ep session.Endpoint, sess *session.Session) demoRow {
+func callFrontend(ctx context.Context, ep session.Endpoint, sess *session.Session, email string) demoRow {
 	row := demoRow{frontend: ep.Name, addr: ep.Addr}
 	start := time.Now()
 	var tok broker.Token
@@ -129,6 +134,11 @@ func callFrontend(ctx context.Context, ep session.Endpoint, sess *session.Sessio
 		row.account, tok, err = callMetadata(ctx, ep.Addr)
 	case "devshell":
 		row.account, tok, err = callDevshell(ctx, ep.Addr)
+	case "gsutil":
+		// gsutil's token endpoint does not tell the email; the .boto's
+		// refresh token stands for the session's default account.
+		row.account = email
+		tok, err = callGsutil(ctx, sess.Env)
 	default:
 		err = errors.New("the demo does not know this front-end")
 	}
@@ -233,4 +243,33 @@ func callDevshell(ctx context.Context, addr string) (string, broker.Token, error
 	tok, _ := reply[2].(string)
 	secs, _ := reply[3].(float64)
 	return email, broker.Token{Value: tok, Expiry: time.Now().Add(time.Duration(secs) * time.Second)}, nil
+}
+
+// callGsutil does what gsutil does with the session's .boto: exchange the
+// refresh token in it at the token URI it names.
+func callGsutil(ctx context.Context, env []string) (broker.Token, error) {
+	path, _ := session.Env(env).Get("BOTO_CONFIG")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return broker.Token{}, err
+	}
+	var refresh, tokenURI string
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		switch strings.TrimSpace(k) {
+		case "gs_oauth2_refresh_token":
+			refresh = strings.TrimSpace(v)
+		case "provider_token_uri":
+			tokenURI = strings.TrimSpace(v)
+		}
+	}
+	if refresh == "" || tokenURI == "" {
+		return broker.Token{}, errors.New(".boto has no refresh token or token URI")
+	}
+	conf := &oauth2.Config{ClientID: "demo", Endpoint: oauth2.Endpoint{TokenURL: tokenURI, AuthStyle: oauth2.AuthStyleInParams}}
+	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}).Token()
+	if err != nil {
+		return broker.Token{}, err
+	}
+	return broker.Token{Value: tok.AccessToken, Expiry: tok.Expiry}, nil
 }

@@ -191,7 +191,7 @@ func TestRunChildEnvironmentAndFiles(t *testing.T) {
 	if !strings.HasPrefix(meta, "127.0.0.1:") || env["GCE_METADATA_IP"] != meta || env["GCE_METADATA_ROOT"] != meta {
 		t.Errorf("metadata variables: HOST=%q IP=%q ROOT=%q", meta, env["GCE_METADATA_IP"], env["GCE_METADATA_ROOT"])
 	}
-	if env["METADATA_SERVER_DETECTION"] != "assume-present" || env["DEVSHELL_CLIENT_PORT"] == "" || env["CLOUDSDK_CONFIG"] == "" {
+	if env["METADATA_SERVER_DETECTION"] != "assume-present" || env["DEVSHELL_CLIENT_PORT"] == "" || env["CLOUDSDK_CONFIG"] == "" || !strings.HasSuffix(env["BOTO_CONFIG"], "/.boto") {
 		t.Errorf("missing variables in child env: %v", env)
 	}
 	for file, want := range map[string]string{"mode": "600\n", "dirmode": "700\n"} {

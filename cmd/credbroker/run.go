@@ -20,14 +20,28 @@ var frontendFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "no-local-auth", Usage: "do not serve LUCI_CONTEXT local_auth", Category: "Front-ends"},
 	&cli.BoolFlag{Name: "no-gcemeta", Usage: "do not serve a GCE metadata server", Category: "Front-ends"},
 	&cli.BoolFlag{Name: "no-devshell", Usage: "do not serve the Cloud Shell devshell protocol", Category: "Front-ends"},
+	&cli.BoolFlag{Name: "no-gsutil", Usage: "do not give gsutil a .boto and token endpoint", Category: "Front-ends"},
+	&cli.StringFlag{Name: "boto-mode", Value: "token", Usage: "gsutil's .boto: `token` (a refresh token for the broker's endpoint) or gce ([GoogleCompute], needs metadata.google.internal on port 80)", Category: "Front-ends"},
 }
 
-func frontendsFrom(c *cli.Context) session.Frontends {
-	return session.Frontends{
+func frontendsFrom(c *cli.Context) (session.Frontends, error) {
+	fe := session.Frontends{
 		LocalAuth: !c.Bool("no-local-auth"),
 		GCEMeta:   !c.Bool("no-gcemeta"),
 		Devshell:  !c.Bool("no-devshell"),
+		Gsutil:    !c.Bool("no-gsutil"),
 	}
+	switch mode := c.String("boto-mode"); mode {
+	case "token":
+	case "gce":
+		if !fe.GCEMeta {
+			return fe, usageError("--boto-mode=gce needs the metadata server (drop --no-gcemeta)")
+		}
+		fe.BotoGCE = true
+	default:
+		return fe, usageError("--boto-mode %q: want token or gce", mode)
+	}
+	return fe, nil
 }
 
 func runCommand() *cli.Command {
@@ -76,6 +90,10 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	frontends, err := frontendsFrom(c)
+	if err != nil {
+		return err
+	}
 	log, err := newLogger(c)
 	if err != nil {
 		return err
@@ -109,7 +127,7 @@ func runAction(c *cli.Context) error {
 		DefaultAccount: def,
 		Scopes:         scopes,
 		ProjectID:      project,
-		Frontends:      frontendsFrom(c),
+		Frontends:      frontends,
 		ParentEnv:      os.Environ(),
 		Logger:         log,
 	})
