@@ -54,6 +54,10 @@ type Config struct {
 	// ProjectID is served as the project by the metadata and devshell
 	// front-ends; empty means none.
 	ProjectID string
+	// Zone is the metadata server's instance/zone, e.g.
+	// "projects/0/zones/europe-west1-b". Empty leaves it out: a zone is
+	// never invented, since tools derive regions from it.
+	Zone string
 	// Frontends says which front-ends to run.
 	Frontends Frontends
 	// ParentEnv is the environment the child's is derived from.
@@ -207,9 +211,14 @@ func parentLUCIContext(env []string, log *slog.Logger) *lucictx.Context {
 
 func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) error {
 	accounts := []gcemeta.Account{{ID: cfg.DefaultAccount, Email: email, Scopes: cfg.Scopes}}
+	host, _ := os.Hostname()
+	name, _, _ := strings.Cut(host, ".")
 	srv := &gcemeta.Server{
 		Tokens:         cfg.Broker,
 		ProjectID:      cfg.ProjectID,
+		InstanceName:   name,
+		Hostname:       host,
+		Zone:           cfg.Zone,
 		Accounts:       accounts,
 		DefaultAccount: cfg.DefaultAccount,
 		AllowPeer:      samePeerUser(),
