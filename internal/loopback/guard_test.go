@@ -98,7 +98,7 @@ func TestFromBrowser(t *testing.T) {
 		{"null origin", http.Header{"Origin": {"null"}}, true},
 		{"referer", http.Header{"Referer": {"https://evil.example/page"}}, true},
 		{"sec-fetch-site", http.Header{"Sec-Fetch-Site": {"cross-site"}}, true},
-		{"sec-fetch-mode", http.Header{"Sec-Fetch-Mode": {"no-cors"}}, true},
+		{"sec-fetch-mode alone (Node's fetch)", http.Header{"Sec-Fetch-Mode": {"cors"}}, false},
 		{"sec-fetch-dest", http.Header{"Sec-Fetch-Dest": {"empty"}}, true},
 		{"sec-fetch-user", http.Header{"Sec-Fetch-User": {"?1"}}, true},
 		{"empty origin", http.Header{"Origin": {""}}, false},
@@ -124,9 +124,9 @@ func TestFromBrowserOnTheWire(t *testing.T) {
 	s := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- FromBrowser(r)
 	}), HTTPOptions{})
-	resp := rawRequest(t, s.Addr(), "GET / HTTP/1.1\r\nHost: x\r\nsec-fetch-mode: cors\r\nConnection: close\r\n\r\n")
+	resp := rawRequest(t, s.Addr(), "GET / HTTP/1.1\r\nHost: x\r\nsec-fetch-site: same-site\r\nConnection: close\r\n\r\n")
 	if !<-got {
-		t.Fatalf("lower-case sec-fetch-mode not recognised; response %q", resp)
+		t.Fatalf("lower-case sec-fetch-site not recognised; response %q", resp)
 	}
 }
 
