@@ -16,6 +16,7 @@ import (
 
 	"credbroker/lucictx"
 	"credbroker/protocols/localauth"
+	"credbroker/shims/docker"
 )
 
 // The test binary doubles as the credbroker binary and as a LUCI client
@@ -26,7 +27,11 @@ const roleVar = "CREDBROKER_TEST_ROLE"
 func TestMain(m *testing.M) {
 	switch os.Getenv(roleVar) {
 	case "broker":
-		os.Exit(realMain(append([]string{"credbroker"}, os.Args[1:]...), os.Stdout, os.Stderr))
+		name := "credbroker"
+		if filepath.Base(os.Args[0]) == docker.BinaryName { // run by docker through its link
+			name = os.Args[0]
+		}
+		os.Exit(realMain(append([]string{name}, os.Args[1:]...), os.Stdout, os.Stderr))
 	case "luci-client":
 		os.Exit(luciClientMain())
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -45,12 +46,13 @@ func frontendsFrom(c *cli.Context) (session.Frontends, error) {
 }
 
 func runCommand() *cli.Command {
-	flags := append(append(append(credentialFlags(), scopeFlags()...), logFlags()...), frontendFlags...)
+	flags := append(append(append(append(credentialFlags(), scopeFlags()...), logFlags()...), frontendFlags...), toolFlags...)
+	flags = append(flags, accountFlags...)
 	flags = append(flags,
 		&cli.StringSliceFlag{Name: "account", Usage: "local_auth account `ID` to serve (repeatable; default \"task\")", Category: "Accounts"},
 		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` children use by default (default: the first --account)", Category: "Accounts"},
 		&cli.StringFlag{Name: "project", Usage: "project `ID` to report (default: the key's project_id)", Category: "Accounts"},
-		&cli.BoolFlag{Name: "disable-git-auth", Usage: "accepted for luci-auth compatibility; git is not configured by this version", Category: "Compatibility"},
+		&cli.BoolFlag{Name: "disable-git-auth", Usage: "luci-auth's spelling of --no-git", Category: "Compatibility"},
 	)
 	return &cli.Command{
 		Name:      "run",
@@ -82,6 +84,9 @@ func runAction(c *cli.Context) error {
 	if len(argv) == 0 {
 		return usageError("run needs a command: credbroker run [flags] -- CMD [ARGS...]")
 	}
+	if c.Bool("anonymous") && !credentialGiven(c) {
+		return runAnonymous(c, argv, sigs)
+	}
 	scopes, err := scopesFrom(c)
 	if err != nil {
 		return err
@@ -90,10 +95,14 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("expose-system-account") && !slices.Contains(ids, systemAccountID) {
+		ids = append(ids, systemAccountID)
+	}
 	frontends, err := frontendsFrom(c)
 	if err != nil {
 		return err
 	}
+	tools := toolsFrom(c, &frontends)
 	log, err := newLogger(c)
 	if err != nil {
 		return err
@@ -130,6 +139,7 @@ func runAction(c *cli.Context) error {
 		Frontends:      frontends,
 		ParentEnv:      os.Environ(),
 		Logger:         log,
+		Tools:          tools,
 	})
 	if err != nil {
 		return brokerError(err)
