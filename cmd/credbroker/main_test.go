@@ -34,6 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(realMain(append([]string{name}, os.Args[1:]...), os.Stdout, os.Stderr))
 	case "luci-client":
 		os.Exit(luciClientMain())
+	case "firebase-client":
+		os.Exit(firebaseClientMain())
 	}
 	os.Exit(m.Run())
 }
@@ -80,7 +82,8 @@ func cleanTestEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "GOOGLE_APPLICATION_CREDENTIALS", "CREDBROKER_SERVICE_ACCOUNT_JSON", "LUCI_CONTEXT", roleVar, "TMPDIR":
+		case "GOOGLE_APPLICATION_CREDENTIALS", "CREDBROKER_SERVICE_ACCOUNT_JSON", "LUCI_CONTEXT", roleVar, "TMPDIR",
+			"DOCKER_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY":
 			continue
 		}
 		out = append(out, kv)
