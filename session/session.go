@@ -36,9 +36,11 @@ type Frontends struct {
 	Git, Docker, Firebase bool
 }
 
-// AllFrontends turns every front-end on.
+// AllFrontends turns every front-end on. The git, docker and firebase
+// integrations stay off: they change the tools' configuration, and each
+// caller decides on them.
 func AllFrontends() Frontends {
-	return Frontends{LocalAuth: true, GCEMeta: true, Devshell: true, Gsutil: true, Git: true, Docker: true, Firebase: true}
+	return Frontends{LocalAuth: true, GCEMeta: true, Devshell: true, Gsutil: true}
 }
 
 // Config describes a session to start.
@@ -57,6 +59,10 @@ type Config struct {
 	// ProjectID is served as the project by the metadata and devshell
 	// front-ends; empty means none.
 	ProjectID string
+	// Zone is the metadata server's instance/zone, e.g.
+	// "projects/0/zones/europe-west1-b". Empty leaves it out: a zone is
+	// never invented, since tools derive regions from it.
+	Zone string
 	// Frontends says which front-ends to run.
 	Frontends Frontends
 	// ParentEnv is the environment the child's is derived from.
@@ -94,6 +100,9 @@ type Session struct {
 	LocalAuth *lucictx.LocalAuth
 	// Anonymous is set for a session started with Config.Anonymous.
 	Anonymous bool
+	// Helpers lists the tools configured to run credbroker as their
+	// credential helper ("git", "docker"); they have no address.
+	Helpers []string
 
 	log     *slog.Logger
 	closers []func() error
@@ -235,9 +244,14 @@ func parentLUCIContext(env []string, log *slog.Logger) *lucictx.Context {
 
 func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) error {
 	accounts := []gcemeta.Account{{ID: cfg.DefaultAccount, Email: email, Scopes: cfg.Scopes}}
+	host, _ := os.Hostname()
+	name, _, _ := strings.Cut(host, ".")
 	srv := &gcemeta.Server{
 		Tokens:         cfg.Broker,
 		ProjectID:      cfg.ProjectID,
+		InstanceName:   name,
+		Hostname:       host,
+		Zone:           cfg.Zone,
 		Accounts:       accounts,
 		DefaultAccount: cfg.DefaultAccount,
 		AllowPeer:      samePeerUser(),

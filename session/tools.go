@@ -38,10 +38,6 @@ func (t Tools) executable() (string, error) {
 	return exe, nil
 }
 
-// toolEndpoint is the Addr of integrations that are programs git or
-// docker run, not servers.
-const toolEndpoint = "credential helper"
-
 // startFirebase serves firebase-tools' token endpoint with the session's
 // scopes plus the firebase scope.
 func (s *Session) startFirebase(ctx context.Context, cfg Config) error {
@@ -85,7 +81,7 @@ func (s *Session) startGit(cfg Config) error {
 		return err
 	}
 	s.Env = env
-	s.Endpoints = append(s.Endpoints, Endpoint{Name: "git", Addr: toolEndpoint})
+	s.Helpers = append(s.Helpers, "git")
 	return nil
 }
 
@@ -116,6 +112,6 @@ func (s *Session) startDocker(cfg Config) error {
 	env.Set(docker.EnvPath, docker.PrependPath(info.BinDir, path))
 	env.Set(docker.EnvConfig, info.ConfigDir)
 	s.Env = env
-	s.Endpoints = append(s.Endpoints, Endpoint{Name: "docker", Addr: toolEndpoint})
+	s.Helpers = append(s.Helpers, "docker")
 	return nil
 }

@@ -76,8 +76,8 @@ func TestToolsEnvAndFiles(t *testing.T) {
 	for _, ep := range s.Endpoints {
 		names = append(names, ep.Name)
 	}
-	if fmt.Sprint(names) != "[local_auth firebase git docker]" {
-		t.Errorf("endpoints %v", names)
+	if fmt.Sprint(names) != "[local_auth firebase]" || fmt.Sprint(s.Helpers) != "[git docker]" {
+		t.Errorf("endpoints %v, helpers %v", names, s.Helpers)
 	}
 	data, err := os.ReadFile(filepath.Join(s.Dir, "docker", "config.json"))
 	var cfg struct{ CredHelpers map[string]string }
@@ -107,8 +107,8 @@ func TestToolsNeedLocalAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if len(s.Endpoints) != 0 || fmt.Sprint(s.Env) != "[PATH=/bin]" {
-		t.Errorf("without local_auth: endpoints %v, env %v", s.Endpoints, s.Env)
+	if len(s.Endpoints) != 0 || len(s.Helpers) != 0 || fmt.Sprint(s.Env) != "[PATH=/bin]" {
+		t.Errorf("without local_auth: endpoints %v, helpers %v, env %v", s.Endpoints, s.Helpers, s.Env)
 	}
 }
 

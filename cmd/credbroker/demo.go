@@ -86,6 +86,9 @@ func demoAction(c *cli.Context) error {
 	for _, ep := range sess.Endpoints {
 		rows = append(rows, callFrontend(ctx, ep, sess, cred.src.Email()))
 	}
+	for _, name := range sess.Helpers {
+		rows = append(rows, callFrontend(ctx, session.Endpoint{Name: name, Addr: "credential helper"}, sess, cred.src.Email()))
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "FRONT-END\tADDRESS\tACCOUNT\tTOKEN\tEXPIRES IN\tLATENCY")
 	failed := 0

@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(luciClientMain())
 	case "firebase-client":
 		os.Exit(firebaseClientMain())
+	case "go-client":
+		os.Exit(goClientMain())
 	}
 	os.Exit(m.Run())
 }

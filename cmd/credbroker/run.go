@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,6 +53,7 @@ func runCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "account", Usage: "local_auth account `ID` to serve (repeatable; default \"task\")", Category: "Accounts"},
 		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` children use by default (default: the first --account)", Category: "Accounts"},
 		&cli.StringFlag{Name: "project", Usage: "project `ID` to report (default: the key's project_id)", Category: "Accounts"},
+		&cli.StringFlag{Name: "gce-zone", Usage: "zone the metadata server reports, e.g. `europe-west1-b` (default: none; tools then see no zone)", Category: "Accounts"},
 		&cli.BoolFlag{Name: "disable-git-auth", Usage: "luci-auth's spelling of --no-git", Category: "Compatibility"},
 	)
 	return &cli.Command{
@@ -136,6 +138,7 @@ func runAction(c *cli.Context) error {
 		DefaultAccount: def,
 		Scopes:         scopes,
 		ProjectID:      project,
+		Zone:           gceZone(c.String("gce-zone")),
 		Frontends:      frontends,
 		ParentEnv:      os.Environ(),
 		Logger:         log,
@@ -147,6 +150,9 @@ func runAction(c *cli.Context) error {
 	defer sess.Close()
 	for _, ep := range sess.Endpoints {
 		log.Info("serving", slog.String("frontend", ep.Name), slog.String("addr", ep.Addr))
+	}
+	for _, name := range sess.Helpers {
+		log.Info("credential helper configured", slog.String("tool", name))
 	}
 
 	select {
@@ -182,4 +188,12 @@ func warmUp(ctx context.Context, b *broker.Broker, account string, scopes []stri
 	case sig := <-sigs:
 		return cli.Exit("", 128+int(sig.(syscall.Signal)))
 	}
+}
+
+// gceZone turns a bare zone name into GCE's "projects/NUM/zones/ZONE" form.
+func gceZone(z string) string {
+	if z == "" || strings.Contains(z, "/") {
+		return z
+	}
+	return "projects/0/zones/" + z
 }
