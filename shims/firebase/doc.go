@@ -34,7 +34,9 @@
 // so any local process (or a web page's form POST) gets tokens. Here
 // FIREBASE_TOKEN is 32 random bytes (URL-safe base64) made at Start and
 // compared in constant time, the Host header must name the server, and
-// requests with browser headers are refused. Tokens have at least
+// requests with browser headers (Origin, Referer, Sec-Fetch-Site,
+// Sec-Fetch-Dest, Sec-Fetch-User) are refused. Sec-Fetch-Mode alone is
+// not a browser's mark: Node's built-in fetch sends it on every request. Tokens have at least
 // MinLifetime (15 minutes) left: firebase-tools refreshes any token with
 // less than that, so a shorter one would be fetched again on every call.
 package firebase
