@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,13 +47,14 @@ func frontendsFrom(c *cli.Context) (session.Frontends, error) {
 }
 
 func runCommand() *cli.Command {
-	flags := append(append(append(credentialFlags(), scopeFlags()...), logFlags()...), frontendFlags...)
+	flags := append(append(append(append(credentialFlags(), scopeFlags()...), logFlags()...), frontendFlags...), toolFlags...)
+	flags = append(flags, accountFlags...)
 	flags = append(flags,
 		&cli.StringSliceFlag{Name: "account", Usage: "local_auth account `ID` to serve (repeatable; default \"task\")", Category: "Accounts"},
 		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` children use by default (default: the first --account)", Category: "Accounts"},
 		&cli.StringFlag{Name: "project", Usage: "project `ID` to report (default: the key's project_id)", Category: "Accounts"},
 		&cli.StringFlag{Name: "gce-zone", Usage: "zone the metadata server reports, e.g. `europe-west1-b` (default: none; tools then see no zone)", Category: "Accounts"},
-		&cli.BoolFlag{Name: "disable-git-auth", Usage: "accepted for luci-auth compatibility; git is not configured by this version", Category: "Compatibility"},
+		&cli.BoolFlag{Name: "disable-git-auth", Usage: "luci-auth's spelling of --no-git", Category: "Compatibility"},
 	)
 	return &cli.Command{
 		Name:      "run",
@@ -84,6 +86,9 @@ func runAction(c *cli.Context) error {
 	if len(argv) == 0 {
 		return usageError("run needs a command: credbroker run [flags] -- CMD [ARGS...]")
 	}
+	if c.Bool("anonymous") && !credentialGiven(c) {
+		return runAnonymous(c, argv, sigs)
+	}
 	scopes, err := scopesFrom(c)
 	if err != nil {
 		return err
@@ -92,10 +97,14 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("expose-system-account") && !slices.Contains(ids, systemAccountID) {
+		ids = append(ids, systemAccountID)
+	}
 	frontends, err := frontendsFrom(c)
 	if err != nil {
 		return err
 	}
+	tools := toolsFrom(c, &frontends)
 	log, err := newLogger(c)
 	if err != nil {
 		return err
@@ -133,6 +142,7 @@ func runAction(c *cli.Context) error {
 		Frontends:      frontends,
 		ParentEnv:      os.Environ(),
 		Logger:         log,
+		Tools:          tools,
 	})
 	if err != nil {
 		return brokerError(err)
@@ -140,6 +150,9 @@ func runAction(c *cli.Context) error {
 	defer sess.Close()
 	for _, ep := range sess.Endpoints {
 		log.Info("serving", slog.String("frontend", ep.Name), slog.String("addr", ep.Addr))
+	}
+	for _, name := range sess.Helpers {
+		log.Info("credential helper configured", slog.String("tool", name))
 	}
 
 	select {
