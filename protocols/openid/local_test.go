@@ -60,7 +60,7 @@ func (f fakeTokens) AccessToken(context.Context, string, []string, time.Duration
 func (f fakeTokens) IDToken(context.Context, string, string, time.Duration) (broker.Token, error) {
 	return broker.Token{Value: "eyJ.fixed", Expiry: time.Unix(1700001800, 0)}, f.err
 }
-func (fakeTokens) Default() string               { return "default" }
+func (fakeTokens) Default() string              { return "default" }
 func (fakeTokens) Email(string) (string, error) { return "dev@example.com", nil }
 
 func TestStateExactBytes(t *testing.T) {
