@@ -11,8 +11,11 @@ var static embed.FS
 
 var statusTmpl = template.Must(template.ParseFS(static, "static/status.html"))
 
-// statusPage is the default Home: one page at "/" saying which mode runs
-// and what /state answers, with sign-in and sign-out links.
+// StatusPage is the default Home: one page at "/" saying which mode runs
+// and what /state answers, with sign-in and sign-out links, and its
+// static files under /static/. A Home of the caller's own may mount it.
+func (s *Server) StatusPage() http.Handler { return statusPage(s) }
+
 func statusPage(s *Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
