@@ -152,4 +152,3 @@ func TestWebUsageErrors(t *testing.T) {
 		})
 	}
 }
-
