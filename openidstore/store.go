@@ -165,6 +165,19 @@ func (s *Store) Update(ctx context.Context, r openid.Session) error {
 	return nil
 }
 
+func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE openid_sessions SET last_used = ? WHERE id = ?`), micros(at), id)
+	if err != nil {
+		return fmt.Errorf("openidstore: touch: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("openidstore: touch: %w", err)
+	} else if n == 0 {
+		return openid.ErrNotFound
+	}
+	return nil
+}
+
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM openid_sessions WHERE id = ?`), id)
 	if err != nil {

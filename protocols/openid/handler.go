@@ -319,8 +319,7 @@ func (s *Server) stateOf(w http.ResponseWriter, r *http.Request) (stateResponse,
 		return anon, fmt.Errorf("session store: %w", err)
 	}
 	if now.Sub(sess.LastUsed) >= touchEvery {
-		sess.LastUsed = now
-		if err := s.Store.Update(ctx, sess); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := s.Store.Touch(ctx, sess.ID, now); err != nil && !errors.Is(err, ErrNotFound) {
 			s.log.Warn("openid: recording last use failed", "err", err)
 		}
 	}

@@ -47,8 +47,13 @@ type Store interface {
 	// it expired before now.
 	Get(ctx context.Context, id string, now time.Time) (Session, error)
 	// Update replaces the refresh token and last-use time of the record
-	// with s.ID; ErrNotFound if it is gone.
+	// with s.ID (after the provider rotated the token); ErrNotFound if it
+	// is gone.
 	Update(ctx context.Context, s Session) error
+	// Touch records a use of the record with id at the given time and
+	// nothing else, so it never undoes a concurrent token rotation;
+	// ErrNotFound if it is gone.
+	Touch(ctx context.Context, id string, at time.Time) error
 	// Delete removes the record with id and reports whether it was there
 	// (expired or not). The report makes a sign-in usable once even when
 	// two servers race on it.
@@ -99,6 +104,18 @@ func (m *MemStore) Update(_ context.Context, s Session) error {
 	old.RefreshToken = slices.Clone(s.RefreshToken)
 	old.LastUsed = s.LastUsed
 	m.rows[s.ID] = old
+	return nil
+}
+
+func (m *MemStore) Touch(_ context.Context, id string, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.rows[id]
+	if !ok {
+		return ErrNotFound
+	}
+	old.LastUsed = at
+	m.rows[id] = old
 	return nil
 }
 

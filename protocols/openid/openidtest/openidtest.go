@@ -105,6 +105,20 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) openid.Store) {
 		if err := st.Update(ctx, missing); !errors.Is(err, openid.ErrNotFound) {
 			t.Errorf("Update(missing) = %v, want ErrNotFound", err)
 		}
+
+		// Touch changes the last use only.
+		if err := st.Touch(ctx, sess.ID, t0.Add(7*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		got, err = st.Get(ctx, sess.ID, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.LastUsed = t0.Add(7 * time.Minute)
+		assertSession(t, got, want)
+		if err := st.Touch(ctx, "gone", t0); !errors.Is(err, openid.ErrNotFound) {
+			t.Errorf("Touch(missing) = %v, want ErrNotFound", err)
+		}
 	})
 	t.Run("delete once", func(t *testing.T) {
 		st := newStore(t)
