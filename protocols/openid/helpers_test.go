@@ -161,3 +161,9 @@ func trim(s string) string { return strings.TrimSpace(s) }
 func urlEscape(s string) string { return url.QueryEscape(s) }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// The token core is what the server is given in both modes.
+var (
+	_ openid.Tokens     = (*broker.Broker)(nil)
+	_ openid.UserTokens = (*broker.Broker)(nil)
+)
