@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 // reason it cannot.
 func postgresURL(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starting PostgreSQL takes seconds; skipped with -short")
+	}
 	pgOnce.Do(func() { pg, pgSkip = startPostgres() })
 	if pg == nil {
 		t.Skip(pgSkip)

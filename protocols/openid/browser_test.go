@@ -65,6 +65,9 @@ func testApp(s *openid.Server, check func(token string) (string, bool)) http.Han
 // chromiumPath finds Debian's chromium, or skips.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("a Chromium run takes seconds; skipped with -short")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
