@@ -52,14 +52,15 @@ func startWeb(t *testing.T, env []string, args ...string) (mode, base string) {
 		cmd.Process.Kill()
 		t.Fatalf("web printed nothing; stderr:\n%s", stderr.String())
 	}
+	first := lines.Text()
 	go func() {
 		for lines.Scan() {
 		}
 		exited <- cmd.Wait()
 	}()
-	m := webURL.FindStringSubmatch(lines.Text())
+	m := webURL.FindStringSubmatch(first)
 	if m == nil {
-		t.Fatalf("unexpected first line %q", lines.Text())
+		t.Fatalf("unexpected first line %q", first)
 	}
 	return m[1], m[2]
 }
