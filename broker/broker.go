@@ -128,6 +128,25 @@ func (b *Broker) AddAccount(id string, src Source) error {
 	return nil
 }
 
+// RemoveAccount stops serving an account and drops its cached tokens.
+// Removing the default account leaves the broker without a default.
+func (b *Broker) RemoveAccount(id string) {
+	b.mu.Lock()
+	delete(b.accounts, id)
+	if b.defaultID == id {
+		b.defaultID = ""
+	}
+	b.mu.Unlock()
+	for _, kind := range []string{"a", "i"} {
+		prefix := kind + "\x00" + id + "\x00"
+		for _, key := range b.cache.Keys() {
+			if strings.HasPrefix(key, prefix) {
+				b.cache.Remove(key)
+			}
+		}
+	}
+}
+
 // SetDefault chooses the account used when a front-end has no account
 // name of its own (e.g. the metadata server's "default").
 func (b *Broker) SetDefault(id string) error {

@@ -418,3 +418,26 @@ func BenchmarkCachedHit(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed())/float64(baseline), "x-bare-map")
 	}
 }
+
+func TestRemoveAccount(t *testing.T) {
+	c := newClock()
+	b := newTestBroker(t, &fakeSource{clock: c, life: time.Hour}, c, 16)
+	other := &fakeSource{clock: c, life: time.Hour}
+	if err := b.AddAccount("task-2", other); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b.AccessToken(ctx, "task", []string{"s"}, time.Minute)
+	b.IDToken(ctx, "task", "aud", time.Minute)
+	b.AccessToken(ctx, "task-2", []string{"s"}, time.Minute)
+	b.RemoveAccount("task")
+	if _, err := b.AccessToken(ctx, "task", []string{"s"}, time.Minute); !errors.Is(err, ErrUnknownAccount) {
+		t.Errorf("removed account still served: %v", err)
+	}
+	if got := b.Stats().Entries; got != 1 {
+		t.Errorf("cache entries = %d, want only task-2's", got)
+	}
+	if b.Default() != "" {
+		t.Errorf("default = %q after removing it", b.Default())
+	}
+}
