@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -120,6 +121,33 @@ func (c *Cache) Put(key string, e Entry) error {
 // Delete removes key; deleting a missing key is not an error.
 func (c *Cache) Delete(key string) error {
 	return c.Update(context.Background(), key, func(Entry, bool) (Entry, Action, error) { return Entry{}, Remove, nil })
+}
+
+// Keys lists the keys that start with prefix, sorted.
+func (c *Cache) Keys(prefix string) ([]string, error) {
+	var keys []string
+	err := c.Update(context.Background(), "", func(Entry, bool) (Entry, Action, error) {
+		for k := range c.all() {
+			if strings.HasPrefix(k, prefix) {
+				keys = append(keys, k)
+			}
+		}
+		return Entry{}, Keep, nil
+	})
+	slices.Sort(keys)
+	return keys, err
+}
+
+// all returns the current entries; only called under the locks.
+func (c *Cache) all() map[string]Entry {
+	if c.dir == "" {
+		return c.mem
+	}
+	aead, err := c.aead()
+	if err != nil {
+		return nil
+	}
+	return c.read(aead)
 }
 
 // Action says what Update does with fn's result.

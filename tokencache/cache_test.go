@@ -76,6 +76,11 @@ func TestRoundTrip(t *testing.T) {
 				strings.Join(got.Scopes, " ") != "a b" || got.Meta["client_id"] != "cid" || got.Updated.IsZero() {
 				t.Errorf("got %+v", got)
 			}
+			c.Put("other/x", Entry{Email: "x"})
+			if keys, err := other.Keys("user/"); err != nil || len(keys) != 1 || keys[0] != "user/cid" {
+				t.Errorf("Keys = %v, %v", keys, err)
+			}
+			c.Delete("other/x")
 			if err := other.Delete("user/cid"); err != nil {
 				t.Fatal(err)
 			}

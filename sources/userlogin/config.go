@@ -3,9 +3,12 @@ package userlogin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+
+	"credbroker/tokencache"
 
 	"golang.org/x/oauth2"
 )
@@ -121,4 +124,54 @@ func shortScopes(scopes []string) string {
 		out[i] = strings.TrimPrefix(s, scopePrefix)
 	}
 	return strings.Join(out, " ")
+}
+
+// Stored completes cfg from the logins in cache: without a client id it
+// takes the client of the only stored login (an error names them when
+// there are several), and the secret and endpoints cfg leaves empty come
+// from that login, so `credbroker run` needs no OAuth flags after
+// `credbroker login` had them.
+func Stored(cache *tokencache.Cache, cfg Config) (Config, error) {
+	if cfg.ClientID == "" {
+		keys, err := cache.Keys("user/")
+		if err != nil {
+			return cfg, err
+		}
+		switch len(keys) {
+		case 0:
+			return cfg, fmt.Errorf("%w: no stored login; run `credbroker login`", ErrLoginRequired)
+		case 1:
+			cfg.ClientID = strings.TrimPrefix(keys[0], "user/")
+		default:
+			ids := make([]string, len(keys))
+			for i, k := range keys {
+				ids[i] = strings.TrimPrefix(k, "user/")
+			}
+			return cfg, fmt.Errorf("logins of several OAuth clients are stored (%s); choose one with --oauth-client-id", strings.Join(ids, ", "))
+		}
+	}
+	e, ok, err := cache.Get(CacheKey(cfg.ClientID))
+	if err != nil {
+		return cfg, err
+	}
+	if ok {
+		fill := func(dst *string, key string) {
+			if *dst == "" {
+				*dst = e.Meta[key]
+			}
+		}
+		fill(&cfg.ClientSecret, "client_secret")
+		fill(&cfg.AuthURL, "auth_url")
+		fill(&cfg.TokenURL, "token_url")
+		fill(&cfg.RevokeURL, "revoke_url")
+	}
+	return cfg.withDefaults()
+}
+
+// meta is what a login records about its client, for Stored.
+func (c Config) meta() map[string]string {
+	return map[string]string{
+		"client_id": c.ClientID, "client_secret": c.ClientSecret,
+		"auth_url": c.AuthURL, "token_url": c.TokenURL, "revoke_url": c.RevokeURL,
+	}
 }

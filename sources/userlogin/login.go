@@ -116,7 +116,7 @@ func Login(ctx context.Context, cfg Config, cache *tokencache.Cache, opts LoginO
 	}
 	e := tokencache.Entry{
 		RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken, Expiry: tok.Expiry,
-		Scopes: cfg.Scopes, Meta: map[string]string{"client_id": cfg.ClientID, "token_url": cfg.TokenURL},
+		Scopes: cfg.Scopes, Meta: cfg.meta(),
 	}
 	if scope, _ := tok.Extra("scope").(string); scope != "" {
 		e.Scopes = strings.Fields(scope)
@@ -231,7 +231,10 @@ func openBrowser(u string) error {
 // deletes the login. The local copy is deleted even when revocation
 // fails; the error then says so. ok is false when there was no login.
 func Logout(ctx context.Context, cfg Config, cache *tokencache.Cache, client *http.Client) (ok bool, err error) {
-	cfg, err = cfg.withDefaults()
+	cfg, err = Stored(cache, cfg)
+	if errors.Is(err, ErrLoginRequired) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}

@@ -56,10 +56,11 @@ var _ broker.Source = (*Source)(nil)
 // maxAttempts bounds the refresh calls made for one token.
 const maxAttempts = 3
 
-// New returns the Source of the login stored in cache for cfg's client.
-// It fails with ErrLoginRequired when there is none.
+// New returns the Source of the login stored in cache for cfg's client
+// (completed by Stored). It fails with ErrLoginRequired when there is
+// none.
 func New(cfg Config, cache *tokencache.Cache, opts Options) (*Source, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := Stored(cache, cfg)
 	if err != nil {
 		return nil, err
 	}

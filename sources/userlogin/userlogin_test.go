@@ -244,8 +244,8 @@ func TestNoLogin(t *testing.T) {
 	if !errors.Is(err, ErrLoginRequired) || !strings.Contains(err.Error(), "credbroker login") {
 		t.Errorf("New without a login = %v", err)
 	}
-	if _, err := New(Config{}, tokencache.Memory(), Options{}); !errors.Is(err, ErrNoClient) {
-		t.Errorf("New without a client = %v", err)
+	if _, err := New(Config{}, tokencache.Memory(), Options{}); !errors.Is(err, ErrLoginRequired) {
+		t.Errorf("New without a client or a login = %v", err)
 	}
 }
 
@@ -417,5 +417,27 @@ func TestSharedCacheRefreshesOnce(t *testing.T) {
 		if tok != toks[0] {
 			t.Error("brokers got different tokens")
 		}
+	}
+}
+
+func TestStoredConfig(t *testing.T) {
+	fg, cfg, cache, _ := loggedIn(t)
+	// No OAuth flags at all: the stored login's client and endpoints.
+	src, err := New(Config{}, cache, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := src.AccessToken(context.Background(), []string{cloud}, time.Minute); err != nil || mint(t, fg, tok.Value).Email != testUser {
+		t.Fatalf("token: %v", err)
+	}
+	cache.Put(CacheKey("second-client"), tokencache.Entry{RefreshToken: "x"})
+	if _, err := New(Config{}, cache, Options{}); err == nil || !strings.Contains(err.Error(), "--oauth-client-id") {
+		t.Errorf("two logins: %v", err)
+	}
+	if _, err := New(cfg, cache, Options{}); err != nil {
+		t.Errorf("explicit client with two logins: %v", err)
+	}
+	if ok, err := Logout(context.Background(), Config{ClientID: testClient}, cache, nil); !ok || err != nil {
+		t.Errorf("Logout by client id only: %v %v", ok, err)
 	}
 }
