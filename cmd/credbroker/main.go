@@ -62,6 +62,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			tokenCommand(),
 			infoCommand(),
 			demoCommand(),
+			loginCommand(),
+			logoutCommand(),
 		},
 	}
 }
