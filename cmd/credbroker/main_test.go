@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(realMain(append([]string{"credbroker"}, os.Args[1:]...), os.Stdout, os.Stderr))
 	case "luci-client":
 		os.Exit(luciClientMain())
+	case "meta-client":
+		os.Exit(metaClientMain())
 	}
 	os.Exit(m.Run())
 }

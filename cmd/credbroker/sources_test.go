@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"credbroker/broker"
 	"credbroker/internal/fakegoogle"
 	"credbroker/protocols/gcemeta"
+	"credbroker/sources/metadata"
 	"credbroker/tokencache"
 )
 
@@ -262,6 +264,20 @@ func TestSeveralAccounts(t *testing.T) {
 			t.Errorf("account %q: minted %+v, email %q", tt.account, m, got.Email)
 		}
 	}
+	// The metadata server serves the default account, and the other by
+	// its email.
+	for _, tt := range []struct{ account, email string }{{"default", testEmail}, {other, other}} {
+		r := runBroker(t, tmp, []string{"CREDBROKER_TEST_ACCOUNT=" + tt.account},
+			"run", "--account", "task=key:"+k1, "--account", "system=key:"+k2, "--",
+			"env", roleVar+"=meta-client", os.Args[0])
+		var got struct{ Token, Email string }
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 {
+			t.Fatalf("metadata client: exit %d %q %s", r.code, r.stdout, r.stderr)
+		}
+		if m := mintedFor(t, fg, got.Token); m.Email != tt.email || got.Email != tt.email {
+			t.Errorf("metadata account %q: minted %+v, email %q", tt.account, m, got.Email)
+		}
+	}
 	r := runBroker(t, tmp, nil, "info", "--json", "--account", "task=key:"+k1, "--account", "system=key:"+k2)
 	var info infoOutput
 	json.Unmarshal([]byte(r.stdout), &info)
@@ -421,4 +437,22 @@ func asExit(err error, target *interface{ ExitCode() int }) bool {
 		*target = ec
 	}
 	return ok
+}
+
+// metaClientMain is a metadata-server child: it asks the session's
+// metadata server for a token of CREDBROKER_TEST_ACCOUNT and prints it.
+func metaClientMain() int {
+	ctx := context.Background()
+	src, err := metadata.New(ctx, metadata.Options{Account: os.Getenv("CREDBROKER_TEST_ACCOUNT")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 10
+	}
+	tok, err := src.AccessToken(ctx, nil, time.Minute)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 11
+	}
+	json.NewEncoder(os.Stdout).Encode(map[string]string{"token": tok.Value, "email": src.Email()})
+	return 0
 }
