@@ -220,6 +220,10 @@ func wrap(err error, format string, args ...any) error {
 	return broker.NewFatal(wrapped)
 }
 
+// maxExp bounds exp claims (year 5138) so that a hostile value cannot
+// overflow into a time in the past.
+const maxExp = 1e11
+
 func jwtExpiry(tok string) (time.Time, error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
@@ -232,7 +236,7 @@ func jwtExpiry(tok string) (time.Time, error) {
 	var c struct {
 		Exp float64 `json:"exp"`
 	}
-	if json.Unmarshal(payload, &c) != nil || c.Exp <= 0 {
+	if json.Unmarshal(payload, &c) != nil || c.Exp <= 0 || c.Exp > maxExp {
 		return time.Time{}, fmt.Errorf("has no exp claim")
 	}
 	return time.Unix(int64(c.Exp), 0), nil

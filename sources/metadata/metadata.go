@@ -192,6 +192,10 @@ func (s *Source) getOnce(ctx context.Context, leaf string) ([]byte, error) {
 	return nil, broker.NewFatal(err)
 }
 
+// maxExp bounds exp claims (year 5138) so that a hostile value cannot
+// overflow into a time in the past.
+const maxExp = 1e11
+
 // jwtExpiry reads a JWT's exp claim without verifying it.
 func jwtExpiry(tok string) (time.Time, error) {
 	parts := strings.Split(tok, ".")
@@ -205,7 +209,7 @@ func jwtExpiry(tok string) (time.Time, error) {
 	var c struct {
 		Exp float64 `json:"exp"`
 	}
-	if json.Unmarshal(payload, &c) != nil || c.Exp <= 0 {
+	if json.Unmarshal(payload, &c) != nil || c.Exp <= 0 || c.Exp > maxExp {
 		return time.Time{}, errors.New("has no exp claim")
 	}
 	return time.Unix(int64(c.Exp), 0), nil

@@ -293,6 +293,10 @@ func (s *Source) classify(err error) error {
 	}
 }
 
+// maxExp bounds exp claims (year 5138) so that a hostile value cannot
+// overflow into a time in the past.
+const maxExp = 1e11
+
 // jwtExpiry reads a JWT's exp claim without verifying it: the token came
 // straight from the token endpoint, and only its holder verifies it.
 func jwtExpiry(tok string) (time.Time, error) {
@@ -302,7 +306,7 @@ func jwtExpiry(tok string) (time.Time, error) {
 	if err := jwtPayload(tok, &c); err != nil {
 		return time.Time{}, err
 	}
-	if c.Exp <= 0 {
+	if c.Exp <= 0 || c.Exp > maxExp {
 		return time.Time{}, errors.New("has no exp claim")
 	}
 	return time.Unix(int64(c.Exp), 0), nil
