@@ -103,6 +103,9 @@ func (s *selector) chooseBase() (*credential, error) {
 	switch {
 	case s.flags.Bool("dev"):
 		return s.fromSpec("dev", "--dev")
+	case s.flags.String("service-account-json") == ":gce":
+		// luci-auth's spelling for "the metadata server".
+		return s.fromSpec("gce", "--service-account-json :gce")
 	case s.flags.String("service-account-json") != "":
 		return s.fromSpec("key:"+s.flags.String("service-account-json"), "--service-account-json")
 	case spec != "":

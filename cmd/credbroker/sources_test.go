@@ -372,6 +372,8 @@ func TestAutoSelection(t *testing.T) {
 			env: map[string]string{"XDG_CONFIG_HOME": loginHome, "GCE_METADATA_HOST": info.Addr}, wantKind: "user-login"},
 		{name: "metadata when allowed", flags: mapFlags{"gce-allow-as-default": "true"}, onGCE: true,
 			env: map[string]string{"GCE_METADATA_HOST": info.Addr}, wantKind: "gce-metadata", wantBy: "--gce-allow-as-default"},
+		{name: "luci-auth's :gce", flags: mapFlags{"service-account-json": ":gce"},
+			env: map[string]string{"GCE_METADATA_HOST": info.Addr}, wantKind: "gce-metadata", wantBy: "--service-account-json :gce"},
 		{name: "metadata not without the flag", onGCE: true, env: map[string]string{"GCE_METADATA_HOST": info.Addr},
 			wantErr: []string{"metadata server: only with --gce-allow-as-default"}},
 		{name: "metadata allowed but not on GCE", flags: mapFlags{"gce-allow-as-default": "true"}, env: map[string]string{},
@@ -455,4 +457,13 @@ func metaClientMain() int {
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]string{"token": tok.Value, "email": src.Email()})
 	return 0
+}
+
+// TestOptionalLoginMode runs the command without a credential when
+// nothing is found, and says so.
+func TestOptionalLoginMode(t *testing.T) {
+	r := runBroker(t, t.TempDir(), nil, "run", "--login-mode", "optional", "--", "sh", "-c", `echo "ctx=$LUCI_CONTEXT"; exit 3`)
+	if r.code != 3 || strings.TrimSpace(r.stdout) != "ctx=" || !strings.Contains(r.stderr, "running without one") {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }
