@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		os.Exit(luciClientMain())
 	case "meta-client":
 		os.Exit(metaClientMain())
+	case "browser":
+		os.Exit(browserMain())
 	}
 	os.Exit(m.Run())
 }

@@ -467,3 +467,38 @@ func TestOptionalLoginMode(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// browserMain stands in for a desktop browser: it follows the URL it is
+// given, redirects included, and reports failure through its status.
+func browserMain() int {
+	resp, err := http.Get(os.Args[len(os.Args)-1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		return 1
+	}
+	return 0
+}
+
+// TestLoginOpensBrowser logs in through $BROWSER, the path a desktop
+// user takes.
+func TestLoginOpensBrowser(t *testing.T) {
+	fg := userFake(t)
+	tmp := t.TempDir()
+	script := filepath.Join(t.TempDir(), "browser.sh")
+	body := fmt.Sprintf("#!/bin/sh\nexec env %s=browser %q \"$1\"\n", roleVar, os.Args[0])
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := runBroker(t, tmp, append(oauthEnv(fg), "BROWSER="+script), "login")
+	if r.code != 0 || !strings.Contains(r.stdout, "Logged in as "+testUser) || !strings.Contains(r.stderr, "browser has been opened") {
+		t.Fatalf("login: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBroker(t, tmp, nil, "token"); r.code != 0 || mintedFor(t, fg, strings.TrimSpace(r.stdout)).Email != testUser {
+		t.Errorf("token after login: %s", r.stderr)
+	}
+}
