@@ -244,6 +244,15 @@ func parentLUCIContext(env []string, log *slog.Logger) *lucictx.Context {
 
 func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) error {
 	accounts := []gcemeta.Account{{ID: cfg.DefaultAccount, Email: email, Scopes: cfg.Scopes}}
+	// The other accounts are served by their email, as a VM serves its
+	// extra service accounts; ids sharing an identity appear once.
+	seen := map[string]bool{email: true, "": true}
+	for _, id := range cfg.Accounts {
+		if e, err := cfg.Broker.Email(id); err == nil && !seen[e] {
+			seen[e] = true
+			accounts = append(accounts, gcemeta.Account{ID: id, Email: e, Scopes: cfg.Scopes})
+		}
+	}
 	host, _ := os.Hostname()
 	name, _, _ := strings.Cut(host, ".")
 	srv := &gcemeta.Server{

@@ -183,7 +183,8 @@ func TestInfoCommand(t *testing.T) {
 	want := infoOutput{
 		Source: "service-account", Detail: key, SelectedBy: "GOOGLE_APPLICATION_CREDENTIALS",
 		Email: testEmail, ProjectID: info.ProjectID, Accounts: []string{"task", "system"}, DefaultAccount: "task",
-		Scopes: []string{"https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"},
+		Scopes:     []string{"https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"},
+		Considered: []string{"LUCI_CONTEXT: LUCI_CONTEXT is not set"},
 	}
 	if fmt.Sprint(info) != fmt.Sprint(want) || info.ProjectID == "" {
 		t.Errorf("info = %+v\nwant %+v", info, want)

@@ -48,7 +48,9 @@ var (
 	logFormatFlag = &cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", Category: "Logging"}
 )
 
-func credentialFlags() []cli.Flag { return []cli.Flag{devFlag, serviceAccountFlag} }
+func credentialFlags() []cli.Flag {
+	return append([]cli.Flag{devFlag, serviceAccountFlag}, moreCredentialFlags()...)
+}
 func scopeFlags() []cli.Flag {
 	return []cli.Flag{scopesFlag, scopesCloudFlag, scopesGerritFlag, scopesContextFlag}
 }
@@ -112,16 +114,23 @@ func shortScopes(scopes []string) string {
 	return strings.Join(out, " ")
 }
 
-// accountIDs resolves --account and --default-account.
+// accountIDs resolves --account and --default-account. An --account may
+// be ID=SPEC (accountSpecs); ids are returned without the spec.
 func accountIDs(c *cli.Context) (ids []string, def string, err error) {
 	ids = c.StringSlice("account")
 	if len(ids) == 0 {
 		ids = []string{defaultAccountID}
 	}
-	for _, id := range ids {
-		if id == "" || strings.ContainsAny(id, " \t\n=") {
-			return nil, "", usageError("--account %q: ids are non-empty and have no spaces or '='", id)
+	ids = slices.Clone(ids)
+	for i, id := range ids {
+		id, _, _ = strings.Cut(id, "=")
+		if id == "" || strings.ContainsAny(id, " \t\n") {
+			return nil, "", usageError("--account %q: ids are non-empty and have no spaces", ids[i])
 		}
+		if slices.Contains(ids[:i], id) {
+			return nil, "", usageError("--account %q given twice", id)
+		}
+		ids[i] = id
 	}
 	def = c.String("default-account")
 	if def == "" {

@@ -14,7 +14,8 @@ func infoCommand() *cli.Command {
 		Usage:     "show which credential would be used, its account and scopes",
 		UsageText: "credbroker info [credential flags] [--json]",
 		Description: "Explains the credential choice without minting a token: the source, what selected\n" +
-			"it, the email, the accounts local_auth would serve and the default scopes.",
+			"it and what auto-selection looked at before, the email, the accounts local_auth would\n" +
+			"serve (with their own credentials for --account ID=SPEC) and the default scopes.",
 		Flags: append(append(append(credentialFlags(), scopeFlags()...), logFlags()...),
 			&cli.StringSliceFlag{Name: "account", Usage: "local_auth account `ID` (repeatable)"},
 			&cli.StringFlag{Name: "default-account", Usage: "the default account `ID`"},
@@ -33,6 +34,10 @@ type infoOutput struct {
 	Accounts       []string `json:"accounts"`
 	DefaultAccount string   `json:"default_account"`
 	Scopes         []string `json:"scopes"`
+	// Considered is what auto-selection looked at before its choice.
+	Considered []string `json:"considered,omitempty"`
+	// AccountSources describes accounts with a credential of their own.
+	AccountSources map[string]string `json:"account_sources,omitempty"`
 }
 
 func infoAction(c *cli.Context) error {
@@ -48,14 +53,23 @@ func infoAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cred, err := selectCredential(c, log)
+	_, cred, perAccount, err := credentialsFor(c, ids, def, log)
 	if err != nil {
 		return err
 	}
 	out := infoOutput{
 		Source: cred.kind, Detail: cred.detail, SelectedBy: cred.selection,
-		Email: cred.src.Email(), ProjectID: cred.projectID,
+		ProjectID: cred.projectID, Considered: cred.considered,
 		Accounts: ids, DefaultAccount: def, Scopes: scopes,
+	}
+	if cred.src != nil {
+		out.Email = cred.src.Email()
+	}
+	for id, pc := range perAccount {
+		if out.AccountSources == nil {
+			out.AccountSources = map[string]string{}
+		}
+		out.AccountSources[id] = fmt.Sprintf("%s (%s)", pc.kind, pc.detail)
 	}
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
@@ -65,11 +79,23 @@ func infoAction(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "source:\t%s (%s)\n", out.Source, out.Detail)
 	fmt.Fprintf(w, "selected by:\t%s\n", out.SelectedBy)
+	for i, line := range out.Considered {
+		label := ""
+		if i == 0 {
+			label = "passed over:"
+		}
+		fmt.Fprintf(w, "%s\t%s\n", label, line)
+	}
 	fmt.Fprintf(w, "email:\t%s\n", out.Email)
 	if out.ProjectID != "" {
 		fmt.Fprintf(w, "project:\t%s\n", out.ProjectID)
 	}
 	fmt.Fprintf(w, "accounts:\t%v (default %s)\n", out.Accounts, out.DefaultAccount)
+	for _, id := range out.Accounts {
+		if src, ok := out.AccountSources[id]; ok {
+			fmt.Fprintf(w, "  %s:\t%s\n", id, src)
+		}
+	}
 	fmt.Fprintf(w, "scopes:\t%s\n", shortScopes(out.Scopes))
 	return w.Flush()
 }

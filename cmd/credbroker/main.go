@@ -70,6 +70,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			gitCredentialCommand(),
 			webCommand(),
+			loginCommand(),
+			logoutCommand(),
 		},
 	}
 }

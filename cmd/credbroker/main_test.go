@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 		os.Exit(firebaseClientMain())
 	case "go-client":
 		os.Exit(goClientMain())
+	case "meta-client":
+		os.Exit(metaClientMain())
+	case "browser":
+		os.Exit(browserMain())
 	}
 	os.Exit(m.Run())
 }
@@ -55,7 +59,13 @@ func luciClientMain() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 11
 	}
-	cl, err := localauth.NewClient(la)
+	// CREDBROKER_TEST_ACCOUNT picks a non-default account.
+	var cl *localauth.Client
+	if id := os.Getenv("CREDBROKER_TEST_ACCOUNT"); id != "" {
+		cl, err = localauth.NewClientFor(la, id)
+	} else {
+		cl, err = localauth.NewClient(la)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 12
@@ -73,7 +83,10 @@ func luciClientMain() int {
 func brokerCmd(t *testing.T, tmp string, env []string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(append(cleanTestEnv(), roleVar+"=broker", "TMPDIR="+tmp), env...)
+	// A private config directory and gcloud configuration, so that no
+	// login or ADC file of the machine's user is picked up.
+	cmd.Env = append(append(cleanTestEnv(), roleVar+"=broker", "TMPDIR="+tmp,
+		"XDG_CONFIG_HOME="+filepath.Join(tmp, "config"), "CLOUDSDK_CONFIG="+filepath.Join(tmp, "gcloud-user")), env...)
 	return cmd
 }
 
@@ -85,7 +98,9 @@ func cleanTestEnv() []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "GOOGLE_APPLICATION_CREDENTIALS", "CREDBROKER_SERVICE_ACCOUNT_JSON", "LUCI_CONTEXT", roleVar, "TMPDIR",
-			"DOCKER_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY":
+			"DOCKER_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY",
+			"GCE_METADATA_HOST", "CREDBROKER_SOURCE", "CREDBROKER_CACHE_DIR", "CREDBROKER_OAUTH_CLIENT_ID", "CREDBROKER_OAUTH_CLIENT_SECRET",
+			"CREDBROKER_OAUTH_AUTH_URL", "CREDBROKER_OAUTH_TOKEN_URL", "CREDBROKER_OAUTH_REVOKE_URL", "CREDBROKER_IAM_ENDPOINT":
 			continue
 		}
 		out = append(out, kv)

@@ -109,11 +109,15 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cred, err := selectCredential(c, log)
+	shared, cred, perAccount, err := credentialsFor(c, ids, def, log)
 	if err != nil {
 		return err
 	}
-	b, err := newBroker(cred, ids, def, log)
+	if cred.src == nil { // --login-mode=optional found nothing
+		log.Warn(cred.detail)
+		return exitWith(runChild(argv, os.Environ(), sigs))
+	}
+	b, err := newBrokerWith(shared, ids, def, perAccount, log)
 	if err != nil {
 		return brokerError(err)
 	}

@@ -38,6 +38,22 @@
 // Retry-After, 500, ...), added latency, or a hang until the client gives
 // up; SetTokenLifetime changes how long minted tokens live.
 //
+// Users' logins and impersonation are there too. AddClient registers an
+// OAuth client; the authorization endpoint (AuthURL) plays a user (SetUser)
+// who consents at once: it checks client_id, a loopback redirect_uri,
+// response_type=code and a PKCE S256 challenge, then redirects back with
+// a code, so an HTTP client following redirects can stand in for the
+// browser. The token endpoint then also takes grant_type=authorization_code
+// (client secret and code_verifier checked) and grant_type=refresh_token
+// (with an optional narrower scope), answering with access_token, scope,
+// refresh_token on the first exchange and an id_token whose aud is the
+// client when openid or email was granted. RevokeURL revokes a refresh
+// token; TokenInfoURL describes an access token. Under IAMURL the IAM
+// Credentials methods :generateAccessToken and :generateIdToken accept a
+// bearer token minted here with cloud-platform, for targets the caller was
+// allowed with AllowImpersonation (delegates checked link by link). Mint
+// records say which grant produced each token (Grant, ClientID, Actor).
+//
 // Typical use in a test:
 //
 //	fg := fakegoogle.New(t)                       // closed at cleanup

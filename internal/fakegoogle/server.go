@@ -49,6 +49,13 @@ type Mint struct {
 	Subject  string   // the assertion's sub, if any (domain-wide delegation)
 	Token    string   // the access token or ID token returned
 	Expiry   time.Time
+	// Grant says how the token was obtained: "jwt-bearer" (a key),
+	// "authorization_code" or "refresh_token" (a user's login, Email is
+	// the user), or "impersonation" (IAM Credentials; Email is the
+	// impersonated account and Actor the caller).
+	Grant    string
+	ClientID string // the OAuth client of a user's login
+	Actor    string // the caller of an impersonation
 }
 
 // Fault makes the token endpoint misbehave. The zero Fault is none.
@@ -93,6 +100,7 @@ type Server struct {
 	left     int // requests the fault still applies to, when fault.Times > 0
 	lifetime time.Duration
 	serial   int
+	user     userState
 }
 
 // Start starts a Server. The caller must Close it.
@@ -124,6 +132,7 @@ func Start() (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+TokenPath, s.serveToken)
 	mux.HandleFunc("GET "+CertsPath, s.serveCerts)
+	s.routeUserAndIAM(mux)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	return s, nil
@@ -314,7 +323,13 @@ func (s *Server) mint(r *http.Request) ([]byte, *oauthError) {
 	if err := r.ParseForm(); err != nil {
 		return nil, &oauthError{status: http.StatusBadRequest, code: "invalid_request", description: "Malformed request body."}
 	}
-	if g := r.PostForm.Get("grant_type"); g != JWTBearerGrant {
+	switch g := r.PostForm.Get("grant_type"); g {
+	case JWTBearerGrant:
+	case "authorization_code":
+		return s.exchangeCode(r)
+	case "refresh_token":
+		return s.refresh(r)
+	default:
 		return nil, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", description: "Invalid grant_type: " + g}
 	}
 	a, err := parseAssertion(r.PostForm.Get("assertion"))
@@ -383,6 +398,7 @@ func (s *Server) mintAccessToken(key *Key, c assertionClaims) ([]byte, *oauthErr
 		KeyID:   key.KeyID,
 		Scopes:  strings.Fields(c.Scope),
 		Subject: c.Subject,
+		Grant:   "jwt-bearer",
 		Token:   tok,
 		Expiry:  time.Now().Add(time.Duration(secs) * time.Second),
 	})
@@ -433,6 +449,7 @@ func (s *Server) mintIDToken(key *Key, c assertionClaims, now time.Time) ([]byte
 		KeyID:    key.KeyID,
 		Audience: c.TargetAudience,
 		Subject:  c.Subject,
+		Grant:    "jwt-bearer",
 		Token:    tok,
 		Expiry:   exp,
 	})

@@ -220,8 +220,10 @@ func TestRefusals(t *testing.T) {
 		status int
 		body   string
 	}{
-		{"wrong grant", url.Values{"grant_type": {"refresh_token"}},
-			400, `{"error":"unsupported_grant_type","error_description":"Invalid grant_type: refresh_token"}`},
+		{"wrong grant", url.Values{"grant_type": {"password"}},
+			400, `{"error":"unsupported_grant_type","error_description":"Invalid grant_type: password"}`},
+		{"user grant from an unknown client", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}},
+			401, `{"error":"invalid_client","error_description":"Unauthorized"}`},
 		{"garbage assertion", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {"not.a.jwt"}},
 			400, `{"error":"invalid_grant","error_description":"Invalid JWT."}`},
 		{"unknown kid", url.Values{"grant_type": {JWTBearerGrant}, "assertion": {signAssertion(t, k.Private, "nope", good())}},
