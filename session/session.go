@@ -63,6 +63,24 @@ type Config struct {
 	TempDir string
 	// Logger gets the session's warnings; slog.Default() when nil.
 	Logger *slog.Logger
+
+	// The fields below let a long-lived daemon host sessions that outlive
+	// its own restarts; see daemon.go.
+
+	// Dir, when set, is the session's directory, created 0700 if missing
+	// and reused as it is otherwise; TempDir and the stale sweep are then
+	// not used.
+	Dir string
+	// Ports fixes the front-ends' ports; zero ones are picked freely.
+	Ports Ports
+	// LocalAuthSecret is local_auth's secret; random when empty.
+	LocalAuthSecret []byte
+	// AllowPeer decides which connections the front-ends without a secret
+	// (metadata, devshell) serve; nil means processes of this user.
+	AllowPeer func(net.Conn) bool
+	// WrapTokens, when set, gives each front-end (by its Endpoint name)
+	// the token core it asks instead of Broker itself.
+	WrapTokens func(frontend string, t Tokens) Tokens
 }
 
 // Endpoint describes a running front-end, for humans and for the demo.
@@ -89,6 +107,8 @@ type Session struct {
 	closers []func() error
 	once    sync.Once
 	err     error
+
+	keepFiles bool // set by Suspend
 }
 
 // Start starts the configured front-ends and prepares the child's
@@ -111,13 +131,17 @@ func Start(ctx context.Context, cfg Config) (_ *Session, err error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 
-	RemoveStale(cfg.TempDir, cfg.Logger)
-	dir, err := makePrivateDir(cfg.TempDir)
+	dir, err := sessionDir(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Session{Dir: dir, Env: cleanEnv(cfg.ParentEnv, cfg.Frontends), log: cfg.Logger}
-	s.closers = append(s.closers, func() error { return os.RemoveAll(dir) })
+	s.closers = append(s.closers, func() error {
+		if s.keepFiles {
+			return nil
+		}
+		return os.RemoveAll(dir)
+	})
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -167,7 +191,14 @@ func (s *Session) startLocalAuth(ctx context.Context, cfg Config) error {
 	for i, id := range cfg.Accounts {
 		accounts[i] = localauth.Account{ID: id}
 	}
-	srv := &localauth.Server{Tokens: cfg.Broker, Accounts: accounts, DefaultAccount: cfg.DefaultAccount, Logger: cfg.Logger}
+	srv := &localauth.Server{
+		Tokens:         cfg.tokens("local_auth"),
+		Accounts:       accounts,
+		DefaultAccount: cfg.DefaultAccount,
+		Port:           cfg.Ports.LocalAuth,
+		Secret:         cfg.LocalAuthSecret,
+		Logger:         cfg.Logger,
+	}
 	info, err := srv.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("start local_auth: %w", err)
@@ -208,11 +239,12 @@ func parentLUCIContext(env []string, log *slog.Logger) *lucictx.Context {
 func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) error {
 	accounts := []gcemeta.Account{{ID: cfg.DefaultAccount, Email: email, Scopes: cfg.Scopes}}
 	srv := &gcemeta.Server{
-		Tokens:         cfg.Broker,
+		Tokens:         cfg.tokens("gcemeta"),
 		ProjectID:      cfg.ProjectID,
 		Accounts:       accounts,
 		DefaultAccount: cfg.DefaultAccount,
-		AllowPeer:      samePeerUser(),
+		Port:           cfg.Ports.GCEMeta,
+		AllowPeer:      cfg.allowPeer(),
 		Logger:         cfg.Logger,
 	}
 	info, err := srv.Start(ctx)
@@ -229,7 +261,7 @@ func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) er
 	// ten minutes in CLOUDSDK_CONFIG, and a user's stored login would win
 	// over the metadata server.
 	gcloudDir := filepath.Join(s.Dir, "gcloud")
-	if err := os.Mkdir(gcloudDir, 0o700); err != nil {
+	if err := os.Mkdir(gcloudDir, 0o700); err != nil && !(cfg.Dir != "" && errors.Is(err, os.ErrExist)) {
 		return fmt.Errorf("create gcloud config dir: %w", err)
 	}
 	env.Set("CLOUDSDK_CONFIG", gcloudDir)
@@ -240,12 +272,13 @@ func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) er
 
 func (s *Session) startDevshell(ctx context.Context, cfg Config, email string) error {
 	srv := &devshell.Server{
-		Tokens:    cfg.Broker,
+		Tokens:    cfg.tokens("devshell"),
 		Account:   cfg.DefaultAccount,
 		Email:     email,
 		ProjectID: cfg.ProjectID,
 		Scopes:    cfg.Scopes,
-		AllowPeer: samePeerUser(),
+		Port:      cfg.Ports.Devshell,
+		AllowPeer: cfg.allowPeer(),
 		Logger:    cfg.Logger,
 	}
 	info, err := srv.Start(ctx)
@@ -266,10 +299,11 @@ func (s *Session) startGsutil(ctx context.Context, cfg Config) error {
 	parent := Env(cfg.ParentEnv)
 	getenv := func(k string) string { v, _ := parent.Get(k); return v }
 	srv := &gsutil.Server{
-		Tokens:  cfg.Broker,
+		Tokens:  cfg.tokens("gsutil"),
 		Account: cfg.DefaultAccount,
 		Scopes:  cfg.Scopes,
 		Dir:     s.Dir,
+		Port:    cfg.Ports.Gsutil,
 		Logger:  cfg.Logger,
 	}
 	// The user's own boto settings are found through the parent's
