@@ -37,6 +37,8 @@ type Options struct {
 	// Now is the clock of the token records; time.Now when nil.
 	Now           func() time.Time
 	SweepInterval time.Duration
+	// DefaultProject is reported by sessions that name no project.
+	DefaultProject string
 }
 
 // Daemon hosts sessions and serves the admin API.

@@ -149,6 +149,9 @@ func (d *Daemon) Create(ctx context.Context, owner Peer, req CreateRequest) (*Cr
 		Frontends:      req.Frontends,
 		ParentEnv:      filterEnv(req.Env),
 	}
+	if data.Project == "" {
+		data.Project = d.opts.DefaultProject
+	}
 	if len(data.Accounts) == 0 {
 		data.Accounts = []string{b.Default()}
 	}

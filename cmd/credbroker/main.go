@@ -62,6 +62,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			tokenCommand(),
 			infoCommand(),
 			demoCommand(),
+			serveCommand(),
+			sessionCommand(),
+			statusCommand(),
 		},
 	}
 }

@@ -52,6 +52,7 @@ func runCommand() *cli.Command {
 		&cli.StringFlag{Name: "project", Usage: "project `ID` to report (default: the key's project_id)", Category: "Accounts"},
 		&cli.BoolFlag{Name: "disable-git-auth", Usage: "accepted for luci-auth compatibility; git is not configured by this version", Category: "Compatibility"},
 	)
+	flags = append(flags, daemonRunFlags...)
 	return &cli.Command{
 		Name:      "run",
 		Aliases:   []string{"context"},
@@ -81,6 +82,9 @@ func runAction(c *cli.Context) error {
 	argv := c.Args().Slice()
 	if len(argv) == 0 {
 		return usageError("run needs a command: credbroker run [flags] -- CMD [ARGS...]")
+	}
+	if c.Bool("daemon") {
+		return runInDaemon(c, argv, sigs)
 	}
 	scopes, err := scopesFrom(c)
 	if err != nil {
