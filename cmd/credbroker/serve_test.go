@@ -249,3 +249,39 @@ func TestDaemonNotRunning(t *testing.T) {
 		t.Errorf("exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// TestDaemonSIGHUPReloadsCredential rotates nothing (the dev identity),
+// but shows the reload runs and the sessions keep serving through it.
+func TestDaemonSIGHUPReloadsCredential(t *testing.T) {
+	d := startDaemon(t)
+	var created daemon.Created
+	if err := json.Unmarshal([]byte(d.mustCLI(t, "session", "create", "--json", "--no-gsutil")), &created); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	logPath := filepath.Join(d.tmp, "serve.log")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		log, _ := os.ReadFile(logPath)
+		if strings.Contains(string(log), "credential reloaded") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged: %s", log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var lc []string
+	for _, v := range created.Set {
+		lc = append(lc, v.Name+"="+v.Value)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(append(cleanTestEnv(), lc...), roleVar+"=luci-client")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), `"token"`) {
+		t.Fatalf("token after SIGHUP: %s, %v", out, err)
+	}
+	if in := d.mustCLI(t, "session", "show", created.ID); !strings.Contains(in, "running:          true") {
+		t.Errorf("session after SIGHUP:\n%s", in)
+	}
+}
