@@ -207,6 +207,10 @@ func TestRestartKeepsSessions(t *testing.T) {
 	la, _ := lc.LocalAuth()
 
 	h.stop(t)
+	orphan := filepath.Join(h.paths.SessionsDir(), "at_0rphan0000")
+	if err := os.Mkdir(orphan, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := metaToken(metaAddr); err == nil {
 		t.Fatal("metadata server answers while the daemon is down")
 	}
@@ -230,6 +234,9 @@ func TestRestartKeepsSessions(t *testing.T) {
 	in, err := h.c.Show(ctx, created.ID)
 	if err != nil || in.Status != "issued" || !in.Running {
 		t.Fatalf("after restart: %+v, %v", in, err)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a directory no session owns survived the restart: %v", err)
 	}
 	// The bearer still works: it is the same token.
 	self := NewClient(h.paths.Socket())

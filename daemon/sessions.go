@@ -368,6 +368,27 @@ func (d *Daemon) restore(ctx context.Context) {
 		}
 		d.log.Info("session restored", "session", t.PublicID)
 	}
+	d.removeOrphanDirs()
+}
+
+// removeOrphanDirs deletes session directories that no running session
+// owns: left by a daemon killed while revoking, or by a record deleted
+// from the store by hand.
+func (d *Daemon) removeOrphanDirs() {
+	entries, err := os.ReadDir(d.paths.SessionsDir())
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range entries {
+		if _, ok := d.sessions[e.Name()]; ok {
+			continue
+		}
+		if err := os.RemoveAll(d.sessionDir(e.Name())); err != nil {
+			d.log.Warn("could not remove an orphaned session directory", "dir", e.Name(), "err", err)
+		}
+	}
 }
 
 func (d *Daemon) restoreOne(ctx context.Context, t *authtoken.Token) error {
