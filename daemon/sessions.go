@@ -269,13 +269,19 @@ func (d *Daemon) end(id, why string) bool {
 	d.mu.Lock()
 	r, ok := d.sessions[id]
 	delete(d.sessions, id)
+	closing := d.closing
 	d.mu.Unlock()
-	if ok {
+	switch {
+	case ok:
 		r.stopTimer()
 		if err := r.sess.Close(); err != nil {
 			d.log.Warn("closing a session", "session", id, "err", err)
 		}
-	} else {
+	case closing:
+		// Shutdown suspended it: its files wait for the next start,
+		// which ends it properly if it has expired by then.
+		return false
+	default:
 		os.RemoveAll(d.sessionDir(id))
 	}
 	d.audit.Log(AuditEntry{Time: time.Now().UTC(), Event: "session.end", Session: id, Outcome: "ok", Detail: why})
