@@ -382,3 +382,31 @@ func TestOwnerOnlyOnSecretlessFrontends(t *testing.T) {
 		t.Errorf("devshell to the owner: %q", got)
 	}
 }
+
+// TestStartFailureMarksSessionFailed makes the session's start fail (its
+// directory cannot be made): the session is recorded as failed with the
+// reason, and nothing of it keeps running.
+func TestStartFailureMarksSessionFailed(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	if err := os.RemoveAll(h.paths.SessionsDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.paths.SessionsDir(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.c.Create(ctx, CreateRequest{Scopes: []string{"s"}, Frontends: allFrontends()})
+	if err == nil || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("create: %v", err)
+	}
+	list, err := h.c.List(ctx, ListQuery{Statuses: []string{"failed"}})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("failed sessions: %+v, %v", list, err)
+	}
+	if s := list[0]; s.Running || !strings.Contains(s.Reason, "session directory") {
+		t.Errorf("failed session: %+v", s)
+	}
+	if err := h.c.Revoke(ctx, list[0].ID); err != nil {
+		t.Errorf("removing a failed session: %v", err)
+	}
+}
