@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -250,7 +251,7 @@ func (d *Daemon) statusHandler(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	bs := d.Broker().Stats()
 	return Status{
-		PID:       pid(),
+		PID:       os.Getpid(),
 		Started:   d.started.UTC(),
 		Socket:    d.paths.Socket(),
 		Sessions:  list,

@@ -34,7 +34,9 @@ type Options struct {
 	Store store.Store
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Now is the clock of the token records; time.Now when nil.
+	// Now is the clock of the token records (expiry, staleness, last
+	// use); time.Now when nil. Each session's expiry timer runs on the
+	// real clock, so a test that moves Now calls Sweep.
 	Now           func() time.Time
 	SweepInterval time.Duration
 	// DefaultProject is reported by sessions that name no project.
@@ -261,5 +263,3 @@ func (d *Daemon) Sweep(ctx context.Context) {
 }
 
 func (d *Daemon) sessionDir(id string) string { return filepath.Join(d.paths.SessionsDir(), id) }
-
-func pid() int { return os.Getpid() }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"credbroker/authtoken"
@@ -46,7 +47,7 @@ func LoadKey(getenv func(string) string, path string) ([]byte, error) {
 }
 
 func createKey(path string) ([]byte, error) {
-	if err := privateDir(dirOf(path)); err != nil {
+	if err := privateDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	k := authtoken.NewKey()
@@ -63,12 +64,4 @@ func createKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("daemon: key file: %w", err)
 	}
 	return k, nil
-}
-
-func dirOf(path string) string {
-	i := strings.LastIndexByte(path, '/')
-	if i <= 0 {
-		return "."
-	}
-	return path[:i]
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"credbroker/authtoken"
@@ -440,10 +441,8 @@ func parseDuration(name, s string, def time.Duration) (time.Duration, error) {
 func filterEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
-		for _, k := range ParentEnvKeys {
-			if len(kv) > len(k) && kv[:len(k)] == k && kv[len(k)] == '=' {
-				out = append(out, kv)
-			}
+		if k, _, ok := strings.Cut(kv, "="); ok && slices.Contains(ParentEnvKeys, k) {
+			out = append(out, kv)
 		}
 	}
 	return out
@@ -455,7 +454,7 @@ func filterEnv(env []string) []string {
 func envDiff(parent, child []string) (set []EnvVar, unset []string) {
 	p, c := session.Env(parent), session.Env(child)
 	for _, kv := range child {
-		k, v, _ := cut(kv)
+		k, v, _ := strings.Cut(kv, "=")
 		if pv, ok := p.Get(k); !ok || pv != v {
 			set = append(set, EnvVar{k, v})
 		}
@@ -467,15 +466,6 @@ func envDiff(parent, child []string) (set []EnvVar, unset []string) {
 	}
 	sort.Slice(set, func(i, j int) bool { return set[i].Name < set[j].Name })
 	return set, unset
-}
-
-func cut(kv string) (string, string, bool) {
-	for i := 0; i < len(kv); i++ {
-		if kv[i] == '=' {
-			return kv[:i], kv[i+1:], true
-		}
-	}
-	return kv, "", false
 }
 
 // tracked is the token core as one front-end of one session sees it: it
