@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-
-	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -62,50 +60,5 @@ func TestNewerSchemaRefused(t *testing.T) {
 	s.Close()
 	if _, err := OpenSQLite(ctx, path); err == nil {
 		t.Fatal("a database from a newer broker was accepted")
-	}
-}
-
-func TestOperations(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTest(t)
-	for _, id := range []string{"a", "b"} {
-		if err := s.Insert(ctx, Record{PublicID: id, Hash: "h" + id, Status: "pending", Ciphertext: []byte{0}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Insert(ctx, Record{PublicID: "c", Hash: "ha", Status: "pending", Ciphertext: []byte{0}}); err == nil {
-		t.Error("a duplicate hash was accepted")
-	}
-	if r, err := s.GetByHash(ctx, "hb"); err != nil || r.PublicID != "b" {
-		t.Errorf("GetByHash = %v, %v", r.PublicID, err)
-	}
-	if _, err := s.Get(ctx, "zz"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Get of a missing id: %v", err)
-	}
-	ok, err := s.SetStatus(ctx, "a", Transition{From: []string{"pending"}, To: "issued", Data: []byte("d")})
-	if !ok || err != nil {
-		t.Fatalf("SetStatus = %v, %v", ok, err)
-	}
-	ok, err = s.SetStatus(ctx, "a", Transition{From: []string{"pending"}, To: "failed"})
-	if ok || err != nil {
-		t.Errorf("second SetStatus = %v, %v; want false", ok, err)
-	}
-	r, _ := s.Get(ctx, "a")
-	if r.Status != "issued" || string(r.Data) != "d" {
-		t.Errorf("after SetStatus: %+v", r)
-	}
-	if n, err := s.Delete(ctx, "a"); n != 1 || err != nil {
-		t.Errorf("Delete = %d, %v", n, err)
-	}
-	if n, _ := s.Delete(ctx, "a"); n != 0 {
-		t.Errorf("second Delete = %d", n)
-	}
-	if _, err := s.Setting(ctx, "x"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("missing setting: %v", err)
-	}
-	s.PutSetting(ctx, "x", []byte("1"))
-	s.PutSetting(ctx, "x", []byte("2"))
-	if v, _ := s.Setting(ctx, "x"); string(v) != "2" {
-		t.Errorf("setting = %q", v)
 	}
 }
