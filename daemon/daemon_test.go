@@ -197,8 +197,9 @@ func TestExpiryAndStaleness(t *testing.T) {
 func TestRestartKeepsSessions(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)
-	created := h.create(t, CreateRequest{Frontends: Frontends{LocalAuth: true, GCEMeta: true, Devshell: true}})
+	created := h.create(t, CreateRequest{Frontends: allFrontends(), Env: []string{"HOME=/nonexistent"}})
 	lcPath := envOf(created, "LUCI_CONTEXT")
+	botoPath := envOf(created, "BOTO_CONFIG")
 	metaAddr := envOf(created, "GCE_METADATA_HOST")
 	lc, _, err := lucictx.Load(lcPath)
 	if err != nil {
@@ -230,6 +231,10 @@ func TestRestartKeepsSessions(t *testing.T) {
 	}
 	if code, err := metaToken(metaAddr); err != nil || code != 200 {
 		t.Fatalf("metadata after restart: %d, %v", code, err)
+	}
+	// gsutil started before the restart reads the .boto path it was given.
+	if code, err := botoToken(botoPath); err != nil || code != 200 {
+		t.Fatalf("gsutil's token endpoint through the old .boto path: %d, %v", code, err)
 	}
 	in, err := h.c.Show(ctx, created.ID)
 	if err != nil || in.Status != "issued" || !in.Running {

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,6 +187,39 @@ func metaToken(addr string) (int, error) {
 	req, _ := http.NewRequest("GET", "http://"+addr+"/computeMetadata/v1/instance/service-accounts/default/token", nil)
 	req.Header.Set("Metadata-Flavor", "Google")
 	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// botoToken reads a .boto the way gsutil does (refresh token and token
+// URI) and redeems the refresh token at the URI.
+func botoToken(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var refresh, uri string
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "gs_oauth2_refresh_token":
+			refresh = strings.TrimSpace(v)
+		case "provider_token_uri":
+			uri = strings.TrimSpace(v)
+		}
+	}
+	if refresh == "" || uri == "" {
+		return 0, fmt.Errorf("no refresh token or token URI in %s", path)
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {"x"}, "client_secret": {"y"}}
+	resp, err := http.PostForm(uri, form)
 	if err != nil {
 		return 0, err
 	}

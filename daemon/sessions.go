@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -411,9 +412,44 @@ func (d *Daemon) restoreOne(ctx context.Context, t *authtoken.Token) error {
 	if err != nil {
 		return err
 	}
+	if err := relinkBoto(sess, data.Set); err != nil {
+		sess.Close()
+		return err
+	}
 	if !d.track(t.PublicID, sess, t.ExpirationTime) {
 		sess.Close()
 		return errors.New("the daemon is shutting down")
+	}
+	return nil
+}
+
+// relinkBoto points the .boto path the session's children were given at
+// the one its restored gsutil shim wrote. The shim makes a new state
+// directory and refresh token at every start and removes the old ones
+// when it stops, so without this a child started before the restart
+// would find no .boto. (A shim that could reuse its state directory and
+// secret would make this unnecessary.)
+func relinkBoto(sess *session.Session, given []EnvVar) error {
+	var old string
+	for _, v := range given {
+		if v.Name == "BOTO_CONFIG" {
+			old = v.Value
+		}
+	}
+	cur, _ := session.Env(sess.Env).Get("BOTO_CONFIG")
+	if old == "" || cur == "" || old == cur {
+		return nil
+	}
+	// Only ever write inside the session's own directory.
+	if rel, err := filepath.Rel(sess.Dir, old); err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("the session's .boto path %s is outside its directory", old)
+	}
+	if err := os.MkdirAll(filepath.Dir(old), 0o700); err != nil {
+		return fmt.Errorf("restoring the .boto path: %w", err)
+	}
+	os.Remove(old)
+	if err := os.Symlink(cur, old); err != nil {
+		return fmt.Errorf("restoring the .boto path: %w", err)
 	}
 	return nil
 }
