@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"credbroker/authtoken"
 	"credbroker/broker"
 )
 
@@ -33,7 +34,9 @@ func (s *fakeSource) IDToken(ctx context.Context, aud string, _ time.Duration) (
 
 func (s *fakeSource) Email() string { return "robot@example.iam.gserviceaccount.com" }
 
-func newBroker(t *testing.T) *broker.Broker {
+func newBroker(t *testing.T) *broker.Broker { return newBrokerB(t) }
+
+func newBrokerB(t testing.TB) *broker.Broker {
 	t.Helper()
 	b := broker.New(broker.Options{Logger: quietLogger()})
 	for _, id := range []string{"task", "other"} {
@@ -45,13 +48,17 @@ func newBroker(t *testing.T) *broker.Broker {
 	return b
 }
 
+func createOpts() authtoken.CreateOptions { return authtoken.CreateOptions{TTL: time.Hour} }
+
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // testPaths makes short directories: a unix socket path must fit in 108
 // bytes, which t.TempDir() names do not always.
-func testPaths(t *testing.T) Paths {
+func testPaths(t *testing.T) Paths { return testPathsB(t) }
+
+func testPathsB(t testing.TB) Paths {
 	t.Helper()
 	root, err := os.MkdirTemp("", "cbd-")
 	if err != nil {
