@@ -31,9 +31,14 @@ type Frontends struct {
 	// .boto (gsutil then asks the metadata server, which it only finds at
 	// metadata.google.internal:80) instead of running its token endpoint.
 	BotoGCE bool
+	// Git, Docker and Firebase hand those tools the session's tokens
+	// (see Tools).
+	Git, Docker, Firebase bool
 }
 
-// AllFrontends turns every front-end on.
+// AllFrontends turns every front-end on. The git, docker and firebase
+// integrations stay off: they change the tools' configuration, and each
+// caller decides on them.
 func AllFrontends() Frontends {
 	return Frontends{LocalAuth: true, GCEMeta: true, Devshell: true, Gsutil: true}
 }
@@ -54,6 +59,10 @@ type Config struct {
 	// ProjectID is served as the project by the metadata and devshell
 	// front-ends; empty means none.
 	ProjectID string
+	// Zone is the metadata server's instance/zone, e.g.
+	// "projects/0/zones/europe-west1-b". Empty leaves it out: a zone is
+	// never invented, since tools derive regions from it.
+	Zone string
 	// Frontends says which front-ends to run.
 	Frontends Frontends
 	// ParentEnv is the environment the child's is derived from.
@@ -63,6 +72,11 @@ type Config struct {
 	TempDir string
 	// Logger gets the session's warnings; slog.Default() when nil.
 	Logger *slog.Logger
+	// Tools configures the git, docker and firebase integrations.
+	Tools Tools
+	// Anonymous runs the child with no credential: no front-end, no
+	// Broker needed, git and docker untouched, BOTO_CONFIG empty.
+	Anonymous bool
 
 	// The fields below let a long-lived daemon host sessions that outlive
 	// its own restarts; see daemon.go.
@@ -102,6 +116,11 @@ type Session struct {
 	// LocalAuth is the local_auth section given to the child, nil when
 	// local_auth is off.
 	LocalAuth *lucictx.LocalAuth
+	// Anonymous is set for a session started with Config.Anonymous.
+	Anonymous bool
+	// Helpers lists the tools configured to run credbroker as their
+	// credential helper ("git", "docker"); they have no address.
+	Helpers []string
 
 	log     *slog.Logger
 	closers []func() error
@@ -114,11 +133,14 @@ type Session struct {
 // Start starts the configured front-ends and prepares the child's
 // environment. On failure everything started so far is closed again.
 func Start(ctx context.Context, cfg Config) (_ *Session, err error) {
-	if cfg.Broker == nil {
-		return nil, errors.New("session: no broker")
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Anonymous {
+		return startAnonymous(cfg)
+	}
+	if cfg.Broker == nil {
+		return nil, errors.New("session: no broker")
 	}
 	if len(cfg.Accounts) == 0 {
 		cfg.Accounts = []string{cfg.Broker.Default()}
@@ -165,6 +187,21 @@ func Start(ctx context.Context, cfg Config) (_ *Session, err error) {
 	}
 	if cfg.Frontends.Gsutil {
 		if err := s.startGsutil(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Frontends.Firebase {
+		if err := s.startFirebase(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Frontends.Git {
+		if err := s.startGit(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Frontends.Docker {
+		if err := s.startDocker(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -238,9 +275,14 @@ func parentLUCIContext(env []string, log *slog.Logger) *lucictx.Context {
 
 func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) error {
 	accounts := []gcemeta.Account{{ID: cfg.DefaultAccount, Email: email, Scopes: cfg.Scopes}}
+	host, _ := os.Hostname()
+	name, _, _ := strings.Cut(host, ".")
 	srv := &gcemeta.Server{
 		Tokens:         cfg.tokens("gcemeta"),
 		ProjectID:      cfg.ProjectID,
+		InstanceName:   name,
+		Hostname:       host,
+		Zone:           cfg.Zone,
 		Accounts:       accounts,
 		DefaultAccount: cfg.DefaultAccount,
 		Port:           cfg.Ports.GCEMeta,

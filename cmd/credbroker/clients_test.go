@@ -22,6 +22,9 @@ import (
 // needTool skips the test when a client tool is not installed.
 func needTool(t *testing.T, path string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s takes seconds per run; skipped with -short", path)
+	}
 	if _, err := exec.LookPath(path); err != nil {
 		t.Skipf("%s is not installed (CI installs it): %v", path, err)
 	}

@@ -32,7 +32,7 @@ func demoCommand() *cli.Command {
 		Description: "Needs no account, no network and no configuration. It starts every front-end on\n" +
 			"loopback with the embedded dev identity, asks each one for a token the way its real\n" +
 			"clients do, prints what came back, and stops. The dev tokens are not Google tokens.",
-		Flags:  append(logFlags(), frontendFlags...),
+		Flags:  append(append(logFlags(), frontendFlags...), toolFlags...),
 		Action: demoAction,
 	}
 }
@@ -53,6 +53,7 @@ func demoAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	tools := toolsFrom(c, &frontends)
 	cred, err := selectCredential(devFlags{}, log)
 	if err != nil {
 		return err
@@ -71,6 +72,7 @@ func demoAction(c *cli.Context) error {
 		Frontends: frontends,
 		ParentEnv: os.Environ(),
 		Logger:    log,
+		Tools:     tools,
 	})
 	if err != nil {
 		return brokerError(err)
@@ -84,6 +86,9 @@ func demoAction(c *cli.Context) error {
 	for _, ep := range sess.Endpoints {
 		rows = append(rows, callFrontend(ctx, ep, sess, cred.src.Email()))
 	}
+	for _, name := range sess.Helpers {
+		rows = append(rows, callFrontend(ctx, session.Endpoint{Name: name, Addr: "credential helper"}, sess, cred.src.Email()))
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "FRONT-END\tADDRESS\tACCOUNT\tTOKEN\tEXPIRES IN\tLATENCY")
 	failed := 0
@@ -93,8 +98,12 @@ func demoAction(c *cli.Context) error {
 			fmt.Fprintf(w, "%s\t%s\t-\tFAILED: %v\t-\t-\n", r.frontend, r.addr, r.err)
 			continue
 		}
+		expires := "-" // the docker protocol does not carry an expiry
+		if r.expiresIn > -time.Hour*24*365 {
+			expires = r.expiresIn.Round(time.Second).String()
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.frontend, r.addr, r.account, tokenPrefix(r.token),
-			r.expiresIn.Round(time.Second), r.latency.Round(time.Microsecond))
+			expires, r.latency.Round(time.Microsecond))
 	}
 	w.Flush()
 	st := b.Stats()
@@ -139,6 +148,16 @@ func callFrontend(ctx context.Context, ep session.Endpoint, sess *session.Sessio
 		// refresh token stands for the session's default account.
 		row.account = email
 		tok, err = callGsutil(ctx, sess.Env)
+	case "git":
+		row.account, tok, err = callGit(ctx, sess.Env)
+	case "docker":
+		// Google's registries take the token with a fixed user name; the
+		// token is the default account's.
+		row.account = email
+		tok, err = callDocker(ctx, sess.Env)
+	case "firebase":
+		row.account = email
+		tok, err = callFirebase(ctx, sess.Env)
 	default:
 		err = errors.New("the demo does not know this front-end")
 	}

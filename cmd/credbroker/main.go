@@ -9,6 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+
+	"credbroker/shims/docker"
 
 	"github.com/urfave/cli/v2"
 )
@@ -27,6 +30,9 @@ func main() {
 // realMain runs the CLI and returns the process exit status, so tests can
 // drive it in-process.
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && filepath.Base(args[0]) == docker.BinaryName {
+		return dockerHelperMain(args[1:], os.Stdin, stdout)
+	}
 	app := newApp(stdout, stderr)
 	err := app.Run(args)
 	if err == nil {
@@ -62,6 +68,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			tokenCommand(),
 			infoCommand(),
 			demoCommand(),
+			gitCredentialCommand(),
+			webCommand(),
 			serveCommand(),
 			sessionCommand(),
 			statusCommand(),

@@ -16,6 +16,7 @@ import (
 
 	"credbroker/lucictx"
 	"credbroker/protocols/localauth"
+	"credbroker/shims/docker"
 )
 
 // The test binary doubles as the credbroker binary and as a LUCI client
@@ -26,9 +27,17 @@ const roleVar = "CREDBROKER_TEST_ROLE"
 func TestMain(m *testing.M) {
 	switch os.Getenv(roleVar) {
 	case "broker":
-		os.Exit(realMain(append([]string{"credbroker"}, os.Args[1:]...), os.Stdout, os.Stderr))
+		name := "credbroker"
+		if filepath.Base(os.Args[0]) == docker.BinaryName { // run by docker through its link
+			name = os.Args[0]
+		}
+		os.Exit(realMain(append([]string{name}, os.Args[1:]...), os.Stdout, os.Stderr))
 	case "luci-client":
 		os.Exit(luciClientMain())
+	case "firebase-client":
+		os.Exit(firebaseClientMain())
+	case "go-client":
+		os.Exit(goClientMain())
 	}
 	os.Exit(m.Run())
 }
@@ -75,7 +84,8 @@ func cleanTestEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "GOOGLE_APPLICATION_CREDENTIALS", "CREDBROKER_SERVICE_ACCOUNT_JSON", "LUCI_CONTEXT", roleVar, "TMPDIR":
+		case "GOOGLE_APPLICATION_CREDENTIALS", "CREDBROKER_SERVICE_ACCOUNT_JSON", "LUCI_CONTEXT", roleVar, "TMPDIR",
+			"DOCKER_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_SSL_CAINFO", "GIT_SSL_NO_VERIFY":
 			continue
 		}
 		out = append(out, kv)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,12 +47,14 @@ func frontendsFrom(c *cli.Context) (session.Frontends, error) {
 }
 
 func runCommand() *cli.Command {
-	flags := append(append(append(credentialFlags(), scopeFlags()...), logFlags()...), frontendFlags...)
+	flags := append(append(append(append(credentialFlags(), scopeFlags()...), logFlags()...), frontendFlags...), toolFlags...)
+	flags = append(flags, accountFlags...)
 	flags = append(flags,
 		&cli.StringSliceFlag{Name: "account", Usage: "local_auth account `ID` to serve (repeatable; default \"task\")", Category: "Accounts"},
 		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` children use by default (default: the first --account)", Category: "Accounts"},
 		&cli.StringFlag{Name: "project", Usage: "project `ID` to report (default: the key's project_id)", Category: "Accounts"},
-		&cli.BoolFlag{Name: "disable-git-auth", Usage: "accepted for luci-auth compatibility; git is not configured by this version", Category: "Compatibility"},
+		&cli.StringFlag{Name: "gce-zone", Usage: "zone the metadata server reports, e.g. `europe-west1-b` (default: none; tools then see no zone)", Category: "Accounts"},
+		&cli.BoolFlag{Name: "disable-git-auth", Usage: "luci-auth's spelling of --no-git", Category: "Compatibility"},
 	)
 	flags = append(flags, daemonRunFlags...)
 	return &cli.Command{
@@ -86,6 +90,9 @@ func runAction(c *cli.Context) error {
 	if c.Bool("daemon") {
 		return runInDaemon(c, argv, sigs)
 	}
+	if c.Bool("anonymous") && !credentialGiven(c) {
+		return runAnonymous(c, argv, sigs)
+	}
 	scopes, err := scopesFrom(c)
 	if err != nil {
 		return err
@@ -94,10 +101,14 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("expose-system-account") && !slices.Contains(ids, systemAccountID) {
+		ids = append(ids, systemAccountID)
+	}
 	frontends, err := frontendsFrom(c)
 	if err != nil {
 		return err
 	}
+	tools := toolsFrom(c, &frontends)
 	log, err := newLogger(c)
 	if err != nil {
 		return err
@@ -131,9 +142,11 @@ func runAction(c *cli.Context) error {
 		DefaultAccount: def,
 		Scopes:         scopes,
 		ProjectID:      project,
+		Zone:           gceZone(c.String("gce-zone")),
 		Frontends:      frontends,
 		ParentEnv:      os.Environ(),
 		Logger:         log,
+		Tools:          tools,
 	})
 	if err != nil {
 		return brokerError(err)
@@ -141,6 +154,9 @@ func runAction(c *cli.Context) error {
 	defer sess.Close()
 	for _, ep := range sess.Endpoints {
 		log.Info("serving", slog.String("frontend", ep.Name), slog.String("addr", ep.Addr))
+	}
+	for _, name := range sess.Helpers {
+		log.Info("credential helper configured", slog.String("tool", name))
 	}
 
 	select {
@@ -176,4 +192,12 @@ func warmUp(ctx context.Context, b *broker.Broker, account string, scopes []stri
 	case sig := <-sigs:
 		return cli.Exit("", 128+int(sig.(syscall.Signal)))
 	}
+}
+
+// gceZone turns a bare zone name into GCE's "projects/NUM/zones/ZONE" form.
+func gceZone(z string) string {
+	if z == "" || strings.Contains(z, "/") {
+		return z
+	}
+	return "projects/0/zones/" + z
 }

@@ -60,15 +60,17 @@ func splitHost(s string) (name, port string, ok bool) {
 	return s, "", true
 }
 
-// FromBrowser reports whether a request carries headers only browsers send
-// (Origin, Referer or any Sec-Fetch-*). Token endpoints that no web page
-// should call refuse such requests.
+// browserHeaders are sent by web browsers and not by programs. Browsers
+// send Sec-Fetch-Site and Sec-Fetch-Dest on every request; Sec-Fetch-Mode
+// alone is not listed because Node's built-in fetch sends it too, and
+// Node programs (Google's client libraries, firebase-tools) are clients.
+var browserHeaders = []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Sec-Fetch-User"}
+
+// FromBrowser reports whether a request carries headers only browsers
+// send. Token endpoints that no web page should call refuse such requests.
 func FromBrowser(r *http.Request) bool {
-	if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
-		return true
-	}
-	for k := range r.Header {
-		if strings.HasPrefix(k, "Sec-Fetch-") {
+	for _, h := range browserHeaders {
+		if r.Header.Get(h) != "" {
 			return true
 		}
 	}

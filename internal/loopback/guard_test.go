@@ -3,6 +3,8 @@ package loopback
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -96,7 +98,7 @@ func TestFromBrowser(t *testing.T) {
 		{"null origin", http.Header{"Origin": {"null"}}, true},
 		{"referer", http.Header{"Referer": {"https://evil.example/page"}}, true},
 		{"sec-fetch-site", http.Header{"Sec-Fetch-Site": {"cross-site"}}, true},
-		{"sec-fetch-mode", http.Header{"Sec-Fetch-Mode": {"no-cors"}}, true},
+		{"sec-fetch-mode alone (Node's fetch)", http.Header{"Sec-Fetch-Mode": {"cors"}}, false},
 		{"sec-fetch-dest", http.Header{"Sec-Fetch-Dest": {"empty"}}, true},
 		{"sec-fetch-user", http.Header{"Sec-Fetch-User": {"?1"}}, true},
 		{"empty origin", http.Header{"Origin": {""}}, false},
@@ -122,8 +124,40 @@ func TestFromBrowserOnTheWire(t *testing.T) {
 	s := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- FromBrowser(r)
 	}), HTTPOptions{})
-	resp := rawRequest(t, s.Addr(), "GET / HTTP/1.1\r\nHost: x\r\nsec-fetch-mode: cors\r\nConnection: close\r\n\r\n")
+	resp := rawRequest(t, s.Addr(), "GET / HTTP/1.1\r\nHost: x\r\nsec-fetch-site: same-site\r\nConnection: close\r\n\r\n")
 	if !<-got {
-		t.Fatalf("lower-case sec-fetch-mode not recognised; response %q", resp)
+		t.Fatalf("lower-case sec-fetch-site not recognised; response %q", resp)
 	}
+}
+
+// FuzzHostAllowed checks that no Host header outside the loopback names
+// gets through without an extra name, whatever its shape.
+func FuzzHostAllowed(f *testing.F) {
+	for _, h := range []string{"127.0.0.1:8123", "[::1]:8123", "localhost", "LOCALHOST:80", "[::1", "::1", "a:b:c", "[]:1", ":80", "evil.example:8123"} {
+		f.Add(h, uint16(8123), "metadata.google.internal:80")
+	}
+	f.Fuzz(func(t *testing.T, host string, port uint16, extra string) {
+		p := strconv.Itoa(int(port))
+		h := strings.ToLower(host)
+		if HostAllowed(host, int(port)) {
+			name := strings.TrimSuffix(h, ":"+p)
+			if name == h && port == 80 {
+				name = strings.TrimSuffix(h, ":")
+			}
+			if name == h && port != 80 {
+				t.Fatalf("HostAllowed(%q, %d) without the port", host, port)
+			}
+			switch name {
+			case "127.0.0.1", "localhost", "[::1]", "::1":
+			default:
+				t.Fatalf("HostAllowed(%q, %d) = true", host, port)
+			}
+		}
+		if HostAllowed(host, int(port), extra) && !HostAllowed(host, int(port)) {
+			en, _, _ := splitHost(extra)
+			if en == "" || !strings.Contains(h, en) {
+				t.Fatalf("HostAllowed(%q, %d, %q) = true", host, port, extra)
+			}
+		}
+	})
 }

@@ -23,16 +23,22 @@ const PeerUIDSupported = true
 // whose local address is c's remote address. It asks the kernel through
 // a NETLINK_SOCK_DIAG exact lookup (one round trip, independent of how
 // many sockets exist) and, if netlink is unavailable, scans /proc/net/tcp
-// and /proc/net/tcp6. A peer that has already closed its socket is an
-// error, not uid 0.
+// and /proc/net/tcp6, which takes milliseconds on a busy machine. A peer
+// that has already closed its socket is an error, not uid 0.
 func PeerUID(c net.Conn) (uid uint32, err error) {
 	local, remote, err := tcpEnds(c)
 	if err != nil {
 		return 0, err
 	}
 	uid, nlErr := peerUIDNetlink(local, remote)
-	if nlErr == nil || errors.Is(nlErr, errNoOwner) {
-		return uid, nlErr
+	// When netlink answered, its answer stands: /proc reads the same
+	// kernel tables, and scanning them costs milliseconds, which a client
+	// that connects and vanishes at once must not be able to make us pay.
+	switch {
+	case nlErr == nil:
+		return uid, nil
+	case errors.Is(nlErr, errNoOwner) || errors.Is(nlErr, unix.ENOENT):
+		return 0, fmt.Errorf("peer uid of %v: %w", remote, nlErr)
 	}
 	uid, procErr := peerUIDProc(local, remote)
 	if procErr != nil {

@@ -177,7 +177,7 @@ func TestWire(t *testing.T) {
 			wantError("400 Bad Request", "Request target must be a path")},
 		{"origin", get(addr, v1, "Origin: http://evil.example"), wantError("403 Forbidden", "Requests from browsers are not allowed")},
 		{"referer", get(addr, v1, "Referer: http://evil.example/"), wantError("403 Forbidden", "Requests from browsers are not allowed")},
-		{"sec-fetch", get(addr, v1, "Sec-Fetch-Mode: cors"), wantError("403 Forbidden", "Requests from browsers are not allowed")},
+		{"sec-fetch", get(addr, v1, "Sec-Fetch-Site: cross-site"), wantError("403 Forbidden", "Requests from browsers are not allowed")},
 		{"bad timeout", get(addr, v1+"instance/name?wait_for_change=true&timeout_sec=soon"),
 			wantError("400 Bad Request", "Invalid timeout_sec: want a non-negative number of seconds")},
 		{"gcloud client id is served", get(addr, sa+"default/identity?audience="+gcloudClientID+"&format=standard&licenses=FALSE"),

@@ -266,7 +266,7 @@ func TestRequests(t *testing.T) {
 		{name: "wrong port in host", req: rawReq{host: "127.0.0.1:1", body: okBody(`["b"]`)}, status: 403, body: "Host not allowed.\n"},
 		{name: "no host (HTTP/1.0)", req: rawReq{proto: "HTTP/1.0", host: "-", body: okBody(`["b"]`)}, status: 403, body: "Host not allowed.\n"},
 		{name: "origin", req: rawReq{headers: []string{"Origin: http://evil.example"}, body: okBody(`["b"]`)}, status: 403, body: "Requests from browsers are not allowed.\n"},
-		{name: "sec-fetch", req: rawReq{headers: []string{"Sec-Fetch-Mode: cors"}, body: okBody(`["b"]`)}, status: 403, body: "Requests from browsers are not allowed.\n"},
+		{name: "sec-fetch", req: rawReq{headers: []string{"Sec-Fetch-Site: cross-site"}, body: okBody(`["b"]`)}, status: 403, body: "Requests from browsers are not allowed.\n"},
 
 		// LUCI's checks, in order (rows of the reference table).
 		{name: "panic", req: rawReq{body: okBody(`["panic"]`)}, status: 500, body: "Internal Server Error. See logs.\n"},
