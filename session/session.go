@@ -77,6 +77,24 @@ type Config struct {
 	// Anonymous runs the child with no credential: no front-end, no
 	// Broker needed, git and docker untouched, BOTO_CONFIG empty.
 	Anonymous bool
+
+	// The fields below let a long-lived daemon host sessions that outlive
+	// its own restarts; see daemon.go.
+
+	// Dir, when set, is the session's directory, created 0700 if missing
+	// and reused as it is otherwise; TempDir and the stale sweep are then
+	// not used.
+	Dir string
+	// Ports fixes the front-ends' ports; zero ones are picked freely.
+	Ports Ports
+	// LocalAuthSecret is local_auth's secret; random when empty.
+	LocalAuthSecret []byte
+	// AllowPeer decides which connections the front-ends without a secret
+	// (metadata, devshell) serve; nil means processes of this user.
+	AllowPeer func(net.Conn) bool
+	// WrapTokens, when set, gives each front-end (by its Endpoint name)
+	// the token core it asks instead of Broker itself.
+	WrapTokens func(frontend string, t Tokens) Tokens
 }
 
 // Endpoint describes a running front-end, for humans and for the demo.
@@ -108,6 +126,8 @@ type Session struct {
 	closers []func() error
 	once    sync.Once
 	err     error
+
+	keepFiles bool // set by Suspend
 }
 
 // Start starts the configured front-ends and prepares the child's
@@ -133,13 +153,17 @@ func Start(ctx context.Context, cfg Config) (_ *Session, err error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 
-	RemoveStale(cfg.TempDir, cfg.Logger)
-	dir, err := makePrivateDir(cfg.TempDir)
+	dir, err := sessionDir(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Session{Dir: dir, Env: cleanEnv(cfg.ParentEnv, cfg.Frontends), log: cfg.Logger}
-	s.closers = append(s.closers, func() error { return os.RemoveAll(dir) })
+	s.closers = append(s.closers, func() error {
+		if s.keepFiles {
+			return nil
+		}
+		return os.RemoveAll(dir)
+	})
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -204,7 +228,14 @@ func (s *Session) startLocalAuth(ctx context.Context, cfg Config) error {
 	for i, id := range cfg.Accounts {
 		accounts[i] = localauth.Account{ID: id}
 	}
-	srv := &localauth.Server{Tokens: cfg.Broker, Accounts: accounts, DefaultAccount: cfg.DefaultAccount, Logger: cfg.Logger}
+	srv := &localauth.Server{
+		Tokens:         cfg.tokens("local_auth"),
+		Accounts:       accounts,
+		DefaultAccount: cfg.DefaultAccount,
+		Port:           cfg.Ports.LocalAuth,
+		Secret:         cfg.LocalAuthSecret,
+		Logger:         cfg.Logger,
+	}
 	info, err := srv.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("start local_auth: %w", err)
@@ -256,14 +287,15 @@ func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) er
 	host, _ := os.Hostname()
 	name, _, _ := strings.Cut(host, ".")
 	srv := &gcemeta.Server{
-		Tokens:         cfg.Broker,
+		Tokens:         cfg.tokens("gcemeta"),
 		ProjectID:      cfg.ProjectID,
 		InstanceName:   name,
 		Hostname:       host,
 		Zone:           cfg.Zone,
 		Accounts:       accounts,
 		DefaultAccount: cfg.DefaultAccount,
-		AllowPeer:      samePeerUser(),
+		Port:           cfg.Ports.GCEMeta,
+		AllowPeer:      cfg.allowPeer(),
 		Logger:         cfg.Logger,
 	}
 	info, err := srv.Start(ctx)
@@ -280,7 +312,7 @@ func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) er
 	// ten minutes in CLOUDSDK_CONFIG, and a user's stored login would win
 	// over the metadata server.
 	gcloudDir := filepath.Join(s.Dir, "gcloud")
-	if err := os.Mkdir(gcloudDir, 0o700); err != nil {
+	if err := os.Mkdir(gcloudDir, 0o700); err != nil && !(cfg.Dir != "" && errors.Is(err, os.ErrExist)) {
 		return fmt.Errorf("create gcloud config dir: %w", err)
 	}
 	env.Set("CLOUDSDK_CONFIG", gcloudDir)
@@ -291,12 +323,13 @@ func (s *Session) startGCEMeta(ctx context.Context, cfg Config, email string) er
 
 func (s *Session) startDevshell(ctx context.Context, cfg Config, email string) error {
 	srv := &devshell.Server{
-		Tokens:    cfg.Broker,
+		Tokens:    cfg.tokens("devshell"),
 		Account:   cfg.DefaultAccount,
 		Email:     email,
 		ProjectID: cfg.ProjectID,
 		Scopes:    cfg.Scopes,
-		AllowPeer: samePeerUser(),
+		Port:      cfg.Ports.Devshell,
+		AllowPeer: cfg.allowPeer(),
 		Logger:    cfg.Logger,
 	}
 	info, err := srv.Start(ctx)
@@ -317,10 +350,11 @@ func (s *Session) startGsutil(ctx context.Context, cfg Config) error {
 	parent := Env(cfg.ParentEnv)
 	getenv := func(k string) string { v, _ := parent.Get(k); return v }
 	srv := &gsutil.Server{
-		Tokens:  cfg.Broker,
+		Tokens:  cfg.tokens("gsutil"),
 		Account: cfg.DefaultAccount,
 		Scopes:  cfg.Scopes,
 		Dir:     s.Dir,
+		Port:    cfg.Ports.Gsutil,
 		Logger:  cfg.Logger,
 	}
 	// The user's own boto settings are found through the parent's

@@ -48,7 +48,7 @@ func (s *Session) startFirebase(ctx context.Context, cfg Config) error {
 	if !slices.Contains(scopes, firebase.Scope) {
 		scopes = append(scopes, firebase.Scope)
 	}
-	srv := &firebase.Server{Tokens: cfg.Broker, Account: cfg.DefaultAccount, Scopes: scopes, Logger: cfg.Logger}
+	srv := &firebase.Server{Tokens: cfg.tokens("firebase"), Account: cfg.DefaultAccount, Scopes: scopes, Logger: cfg.Logger}
 	info, err := srv.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("start the firebase token endpoint: %w", err)

@@ -72,6 +72,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			webCommand(),
 			loginCommand(),
 			logoutCommand(),
+			serveCommand(),
+			sessionCommand(),
+			statusCommand(),
 		},
 	}
 }

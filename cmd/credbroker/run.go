@@ -56,6 +56,7 @@ func runCommand() *cli.Command {
 		&cli.StringFlag{Name: "gce-zone", Usage: "zone the metadata server reports, e.g. `europe-west1-b` (default: none; tools then see no zone)", Category: "Accounts"},
 		&cli.BoolFlag{Name: "disable-git-auth", Usage: "luci-auth's spelling of --no-git", Category: "Compatibility"},
 	)
+	flags = append(flags, daemonRunFlags...)
 	return &cli.Command{
 		Name:      "run",
 		Aliases:   []string{"context"},
@@ -85,6 +86,9 @@ func runAction(c *cli.Context) error {
 	argv := c.Args().Slice()
 	if len(argv) == 0 {
 		return usageError("run needs a command: credbroker run [flags] -- CMD [ARGS...]")
+	}
+	if c.Bool("daemon") {
+		return runInDaemon(c, argv, sigs)
 	}
 	if c.Bool("anonymous") && !credentialGiven(c) {
 		return runAnonymous(c, argv, sigs)

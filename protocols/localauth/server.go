@@ -60,6 +60,10 @@ type Server struct {
 	DefaultAccount string
 	// Port is the TCP port on 127.0.0.1 to listen on; 0 picks a free one.
 	Port int
+	// Secret is the shared secret clients must send; when empty a random
+	// one is made. A daemon sets it to keep a session's secret across its
+	// own restarts. It is a credential: never log it.
+	Secret []byte
 	// Logger gets one debug line per request that reaches the token core
 	// and an error line per panic. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -123,8 +127,12 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 	for _, a := range accounts {
 		s.accounts[a.ID] = true
 	}
-	s.secret = make([]byte, secretLen)
-	rand.Read(s.secret) // never fails; crashes the process if the OS has no randomness
+	if len(s.Secret) > 0 {
+		s.secret = slices.Clone(s.Secret)
+	} else {
+		s.secret = make([]byte, secretLen)
+		rand.Read(s.secret) // never fails; crashes the process if the OS has no randomness
+	}
 
 	s.base = ctx
 	srv, err := loopback.ServeHTTP(s.routes(), loopback.HTTPOptions{Port: s.Port, Logger: s.Logger})
