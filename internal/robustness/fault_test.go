@@ -280,4 +280,3 @@ func TestClockSkew(t *testing.T) {
 		})
 	}
 }
-
