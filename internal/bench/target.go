@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -401,5 +400,10 @@ func readDevshell(frame []byte, at time.Time) Answer {
 	return a
 }
 
-// errNoToken is returned by the load generator for answers without one.
-var errNoToken = errors.New("no token in the answer")
+type statusError struct{ status int }
+
+func (e *statusError) Error() string { return "HTTP " + strconv.Itoa(e.status) }
+
+func readAllLimited(resp *http.Response) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+}
