@@ -37,6 +37,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "run-true", Value: 20, Usage: "timed runs of `credbroker run -- true` (0 skips them)"},
 			&cli.BoolFlag{Name: "quick", Usage: "a short smoke run: 1s measurements at 1 and 16 connections, a 5s storm, 100-request burst"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON instead of a table"},
+			&cli.StringFlag{Name: "from-json", Usage: "print the table of a report saved with --json from `FILE`, measuring nothing"},
 			// The benchmark's own child processes.
 			&cli.BoolFlag{Name: "probe", Hidden: true},
 			&cli.StringFlag{Name: "serve-baseline", Hidden: true},
@@ -66,11 +67,23 @@ func benchAction(c *cli.Context) error {
 		if err != nil {
 			return brokerError(err)
 		}
-		res, err := bench.RunTrue(exe, n)
+		res, err := bench.RunTrue(exe, n, c.Args().Slice())
 		if err != nil {
 			return brokerError(err)
 		}
 		return json.NewEncoder(c.App.Writer).Encode(res)
+	}
+	if path := c.String("from-json"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return brokerError(err)
+		}
+		var rep bench.Report
+		if err := json.Unmarshal(data, &rep); err != nil {
+			return brokerError(err)
+		}
+		rep.WriteTable(c.App.Writer)
+		return nil
 	}
 	exe, err := os.Executable()
 	if err != nil {

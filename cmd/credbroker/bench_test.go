@@ -38,7 +38,7 @@ func TestBenchCommandSmoke(t *testing.T) {
 			t.Errorf("cold burst %s: %d mints, %d errors; want 1 and 0", row.Frontend, row.Mints, row.Errors)
 		}
 	}
-	if len(rep.ColdBurst) != 2 || len(rep.Storm) != len(bench.Frontends) || rep.Memory == nil || rep.RunTrue == nil {
+	if len(rep.ColdBurst) != 2 || len(rep.Storm) != len(bench.Frontends) || rep.Memory == nil || rep.RunTrue == nil || rep.RunTrueSA == nil {
 		t.Errorf("missing sections: %+v", rep)
 	}
 }

@@ -72,9 +72,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "\nMemory: %.0f bytes per cached entry over %d entries (%d-byte tokens; target ≤ %d): %s\n",
 			m.BytesPerEntry, m.Entries, m.TokenBytes, TargetEntryBytes, mark(m.BytesPerEntry <= TargetEntryBytes))
 	}
-	if rt := r.RunTrue; rt != nil {
-		fmt.Fprintf(w, "\n`credbroker run --dev -- true` × %d: wall median %s, max %s (target ≤ %s): %s; peak RSS %.1f MiB (target ≤ %d MiB): %s\n",
-			rt.Runs, ms(rt.WallMedian), ms(rt.WallMax), ms(TargetRunWall), mark(rt.WallMedian <= TargetRunWall),
+	for _, rt := range []*RunTrueResult{r.RunTrue, r.RunTrueSA} {
+		if rt == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\n`credbroker run -- true` (%s source) × %d: wall median %s, max %s (target ≤ %s): %s; peak RSS %.1f MiB (target ≤ %d MiB): %s",
+			rt.Source, rt.Runs, ms(rt.WallMedian), ms(rt.WallMax), ms(TargetRunWall), mark(rt.WallMedian <= TargetRunWall),
 			float64(rt.PeakRSSKiB)/1024, TargetRunRSSKiB>>10, mark(rt.PeakRSSKiB <= TargetRunRSSKiB))
 	}
+	fmt.Fprintln(w)
 }

@@ -59,6 +59,9 @@ type Report struct {
 	Storm      []StormRow      `json:"expiry_storm,omitempty"`
 	Memory     *MemoryResult   `json:"memory,omitempty"`
 	RunTrue    *RunTrueResult  `json:"run_true,omitempty"`
+	// RunTrueSA is the same with the service-account source against the
+	// fake Google endpoint, which mints once before the child starts.
+	RunTrueSA *RunTrueResult `json:"run_true_service_account,omitempty"`
 }
 
 // ThroughputRow compares a front-end's cached-token path with its
@@ -102,6 +105,7 @@ type MemoryResult struct {
 
 // RunTrueResult is the cost of `credbroker run -- true`.
 type RunTrueResult struct {
+	Source     string        `json:"source"`
 	Runs       int           `json:"runs"`
 	WallMedian time.Duration `json:"wall_median_ns"`
 	WallMax    time.Duration `json:"wall_max_ns"`
@@ -157,14 +161,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// Timed from a small helper process: a child's peak RSS starts
 		// from its parent's when the parent forks it, and this process
 		// has grown by now.
-		p, err := StartProc(cfg.Exe, []string{"bench", "--time-run", strconv.Itoa(cfg.RunTrueRuns)}, sessionEnv(dir))
-		if err != nil {
-			return rep, err
-		}
-		p.Stop()
-		rep.RunTrue = &RunTrueResult{}
-		if err := json.Unmarshal([]byte(p.Line), rep.RunTrue); err != nil {
-			return rep, fmt.Errorf("bench: timing run -- true: %q", p.Line)
+		for _, cred := range [][]string{{"--dev"}, {"--service-account-json", keyPath}} {
+			p, err := StartProc(cfg.Exe, append([]string{"bench", "--time-run", strconv.Itoa(cfg.RunTrueRuns), "--"}, cred...), sessionEnv(dir))
+			if err != nil {
+				return rep, err
+			}
+			p.Stop()
+			res := &RunTrueResult{}
+			if err := json.Unmarshal([]byte(p.Line), res); err != nil {
+				return rep, fmt.Errorf("bench: timing run -- true: %q", p.Line)
+			}
+			if cred[0] == "--dev" {
+				rep.RunTrue = res
+			} else {
+				rep.RunTrueSA = res
+			}
 		}
 	}
 	return rep, nil
@@ -425,14 +436,18 @@ func MemoryPerEntry(n int) *MemoryResult {
 	return &MemoryResult{Entries: n, BytesPerEntry: float64(int64(after)-int64(before)) / float64(n), TokenBytes: tokenLen}
 }
 
-// RunTrue times `credbroker run --dev -- true` runs times and reports the
+// RunTrue times `credbroker run CRED -- true` runs times and reports the
 // median and worst wall time and the peak resident set of the broker.
 // Call it from a small process (see Run).
-func RunTrue(exe string, runs int) (*RunTrueResult, error) {
-	res := &RunTrueResult{Runs: runs}
+func RunTrue(exe string, runs int, cred []string) (*RunTrueResult, error) {
+	res := &RunTrueResult{Runs: runs, Source: "dev"}
+	if len(cred) > 0 && cred[0] != "--dev" {
+		res.Source = "service-account"
+	}
 	var walls []time.Duration
 	for range runs {
-		cmd := exec.Command(exe, "run", "--dev", "--log-level", "error", "--", "true")
+		args := append(append([]string{"run"}, cred...), "--log-level", "error", "--", "true")
+		cmd := exec.Command(exe, args...)
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("bench: credbroker run -- true: %w", err)
