@@ -66,6 +66,10 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%d\t%d\t%s\t\n", row.Frontend, res.Requests, res.RPS, res.Over50ms,
 				ms(res.P99), ms(res.Max), row.Mints, res.Errors, mark(res.Over50ms == 0 && res.Errors == 0 && row.Mints <= 5))
 		}
+		if f := r.StormFloor; f != nil {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%d\t%s\t\n", "(bare server)", f.Requests, f.RPS, f.Over50ms,
+				ms(f.P99), ms(f.Max), "-", f.Errors, "")
+		}
 		tw.Flush()
 	}
 	if m := r.Memory; m != nil {

@@ -57,8 +57,11 @@ type Report struct {
 	Throughput []ThroughputRow `json:"throughput"`
 	ColdBurst  []BurstRow      `json:"cold_burst,omitempty"`
 	Storm      []StormRow      `json:"expiry_storm,omitempty"`
-	Memory     *MemoryResult   `json:"memory,omitempty"`
-	RunTrue    *RunTrueResult  `json:"run_true,omitempty"`
+	// StormFloor is the storm's load against a bare server: the slow
+	// requests the machine itself causes, with no token work at all.
+	StormFloor *Result        `json:"expiry_storm_baseline,omitempty"`
+	Memory     *MemoryResult  `json:"memory,omitempty"`
+	RunTrue    *RunTrueResult `json:"run_true,omitempty"`
 	// RunTrueSA is the same with the service-account source against the
 	// fake Google endpoint, which mints once before the child starts.
 	RunTrueSA *RunTrueResult `json:"run_true_service_account,omitempty"`
@@ -150,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if cfg.StormDuration > 0 {
-		if rep.Storm, err = b.storm(ctx); err != nil {
+		if rep.Storm, rep.StormFloor, err = b.storm(ctx); err != nil {
 			return rep, err
 		}
 	}
@@ -367,12 +370,13 @@ func (b *runner) coldBurst(ctx context.Context) ([]BurstRow, error) {
 
 // storm loads each front-end with 4 connections while the upstream's
 // tokens live StormLifetime and take StormLatency to mint.
-func (b *runner) storm(ctx context.Context) ([]StormRow, error) {
+func (b *runner) storm(ctx context.Context) ([]StormRow, *Result, error) {
 	b.fg.SetTokenLifetime(b.cfg.StormLifetime)
 	b.fg.SetFault(fakegoogle.Fault{Latency: b.cfg.StormLatency})
 	defer b.fg.SetFault(fakegoogle.Fault{})
 	defer b.fg.SetTokenLifetime(time.Hour)
 	var rows []StormRow
+	var floor *Result
 	for _, name := range Frontends {
 		if !b.wanted(name) {
 			continue
@@ -381,7 +385,7 @@ func (b *runner) storm(ctx context.Context) ([]StormRow, error) {
 		// own key.
 		sess, targets, err := b.startSession()
 		if err != nil {
-			return rows, err
+			return rows, nil, err
 		}
 		t, _ := ByName(targets, name)
 		before := len(b.fg.Mints())
@@ -389,10 +393,40 @@ func (b *runner) storm(ctx context.Context) ([]StormRow, error) {
 			b.progress("expiry storm %-10s %8d requests", name, n)
 		})
 		rows = append(rows, StormRow{Frontend: name, Result: r, Mints: len(b.fg.Mints()) - before})
+		if floor == nil && t.IsHTTP() {
+			floor = &Result{}
+			*floor, err = b.floor(ctx, t)
+		}
 		sess.Stop()
+		if err != nil {
+			return rows, nil, err
+		}
 	}
 	b.progress("")
-	return rows, nil
+	return rows, floor, nil
+}
+
+// floor runs the storm's load against a bare server answering what t
+// answers.
+func (b *runner) floor(ctx context.Context, t Target) (Result, error) {
+	sctx, cancel := waitCtx()
+	defer cancel()
+	sample, err := t.Sample(sctx)
+	if err != nil {
+		return Result{}, err
+	}
+	bodyFile := filepath.Join(b.dir, "storm.answer")
+	if err := os.WriteFile(bodyFile, sample, 0o600); err != nil {
+		return Result{}, err
+	}
+	base, err := StartProc(b.cfg.Exe, []string{"bench", "--serve-baseline", "http:" + bodyFile}, os.Environ())
+	if err != nil {
+		return Result{}, err
+	}
+	defer base.Stop()
+	return Load(ctx, t.WithAddr(base.Line), 4, b.cfg.StormDuration, func(n int) {
+		b.progress("expiry storm baseline %8d requests", n)
+	}), nil
 }
 
 // constSource mints tokens instantly for the memory measurement; their
