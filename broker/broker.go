@@ -64,7 +64,10 @@ type Broker struct {
 
 	flight     singleflight.Group
 	refreshing sync.Map // cache key -> struct{}: background refresh in progress
-	warned     sync.Map // cache key -> struct{}: short-lifetime warning given
+	// warned holds the keys whose short-lifetime warning was given. It is
+	// bounded like the cache: an unbounded set would grow with every
+	// distinct scope set a client asks for.
+	warned *lru.Cache[string, struct{}]
 
 	mu        sync.RWMutex
 	accounts  map[string]*account
@@ -95,12 +98,17 @@ func New(opts Options) *Broker {
 	if err != nil {
 		panic(err) // only for a non-positive size, excluded above
 	}
+	warned, err := lru.New[string, struct{}](opts.CacheSize)
+	if err != nil {
+		panic(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Broker{
 		opts:     opts,
 		now:      opts.Now,
 		log:      opts.Logger,
 		cache:    cache,
+		warned:   warned,
 		accounts: map[string]*account{},
 		bgCtx:    ctx,
 		bgCancel: cancel,

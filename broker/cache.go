@@ -146,7 +146,7 @@ func (b *Broker) refreshAsync(key string, mint mintFunc, attrs []any) {
 // warnShort logs, once per key, that the source's tokens are shorter than
 // what a client asked for.
 func (b *Broker) warnShort(key string, e *entry, minLifetime time.Duration, attrs []any) {
-	if _, done := b.warned.LoadOrStore(key, struct{}{}); done {
+	if done, _ := b.warned.ContainsOrAdd(key, struct{}{}); done {
 		return
 	}
 	b.log.Warn("upstream tokens live shorter than clients need; serving the freshest and refreshing ahead",
