@@ -225,7 +225,8 @@ func TestWebPagesAreRefused(t *testing.T) {
 			"numeric lookalike":       func(req *http.Request) { req.Host = "127.0.0.1.nip.io:" + port },
 			"origin":                  func(req *http.Request) { req.Header.Set("Origin", "https://attacker.example") },
 			"sec-fetch":               func(req *http.Request) { req.Header.Set("Sec-Fetch-Site", "cross-site") },
-			"sec-fetch-mode":          func(req *http.Request) { req.Header.Set("Sec-Fetch-Mode", "no-cors") },
+			"sec-fetch-dest":          func(req *http.Request) { req.Header.Set("Sec-Fetch-Dest", "empty") },
+			"referer":                 func(req *http.Request) { req.Header.Set("Referer", "https://attacker.example/") },
 		}
 		for name, change := range cases {
 			t.Run(target.Name+"/"+name, func(t *testing.T) {
