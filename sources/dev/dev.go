@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"credbroker/broker"
@@ -38,7 +39,14 @@ type Options struct {
 
 // Source is the dev identity. It is safe for concurrent use.
 type Source struct {
-	now    func() time.Time
+	now func() time.Time
+	// key is made on first use: an RSA key takes a good part of a second
+	// to generate, and most runs never mint an ID token.
+	key func() (*signingKey, error)
+}
+
+// signingKey is the per-process key of the Source's ID tokens.
+type signingKey struct {
 	kid    string
 	signer jose.Signer
 	jwks   []byte
@@ -46,11 +54,16 @@ type Source struct {
 
 var _ broker.Source = (*Source)(nil)
 
-// New generates the Source's signing key.
+// New returns the dev identity. Its signing key is generated when it is
+// first needed.
 func New(opts Options) (*Source, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	return &Source{now: opts.Now, key: sync.OnceValues(newSigningKey)}, nil
+}
+
+func newSigningKey() (*signingKey, error) {
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, fmt.Errorf("dev identity: generating the signing key: %w", err)
@@ -73,7 +86,7 @@ func New(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev identity: %w", err)
 	}
-	return &Source{now: opts.Now, kid: pub.KeyID, signer: signer, jwks: jwks}, nil
+	return &signingKey{kid: pub.KeyID, signer: signer, jwks: jwks}, nil
 }
 
 // Email returns the dev account's email.
@@ -88,12 +101,25 @@ func (s *Source) Warning() string {
 // Issuer returns the iss of the Source's ID tokens.
 func (s *Source) Issuer() string { return Issuer }
 
-// KeyID returns the kid of the Source's signing key.
-func (s *Source) KeyID() string { return s.kid }
+// KeyID returns the kid of the Source's signing key ("" if it could not
+// be made).
+func (s *Source) KeyID() string {
+	k, err := s.key()
+	if err != nil {
+		return ""
+	}
+	return k.kid
+}
 
 // JWKS returns the JSON Web Key Set (RFC 7517) that verifies the Source's
-// ID tokens, for the broker to publish.
-func (s *Source) JWKS() []byte { return slices.Clone(s.jwks) }
+// ID tokens, for the broker to publish (nil if the key could not be made).
+func (s *Source) JWKS() []byte {
+	k, err := s.key()
+	if err != nil {
+		return nil
+	}
+	return slices.Clone(k.jwks)
+}
 
 func (s *Source) lifetime(minLifetime time.Duration) time.Duration {
 	return min(max(Lifetime, minLifetime), maxLifetime).Truncate(time.Second)
@@ -128,9 +154,13 @@ func (s *Source) IDToken(ctx context.Context, audience string, minLifetime time.
 	if audience == "" {
 		return broker.Token{}, broker.Fatalf("dev identity: no audience requested")
 	}
+	key, err := s.key()
+	if err != nil {
+		return broker.Token{}, broker.NewFatal(err)
+	}
 	iat := s.now().Truncate(time.Second)
 	exp := iat.Add(s.lifetime(minLifetime))
-	tok, err := jwt.Signed(s.signer).Claims(Claims{
+	tok, err := jwt.Signed(key.signer).Claims(Claims{
 		Issuer:        Issuer,
 		Audience:      audience,
 		Subject:       Subject,

@@ -12,7 +12,7 @@
 //   - ID tokens for any audience are RS256 JWTs with iss
 //     "https://credbroker.local/dev", aud, sub, email, email_verified, iat
 //     and exp, and a kid header; they are signed with an RSA key generated
-//     when the Source is made and never written anywhere, so they verify
+//     on first use (an ID token or the JWKS) and never written anywhere, so they verify
 //     only against that Source's JWKS for the life of the process.
 //
 // Tokens live one hour, or longer when a caller's minimum lifetime asks
