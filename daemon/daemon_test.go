@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -325,6 +326,16 @@ func TestNothingSecretAtRest(t *testing.T) {
 	audit, _ := os.ReadFile(h.paths.AuditLog())
 	if !bytes.Contains(audit, []byte(`"event":"issue"`)) || !bytes.Contains(audit, []byte(`"frontend":"local_auth"`)) {
 		t.Errorf("audit log has no issuance: %s", audit)
+	}
+	// Each issuance names the local user whose process asked.
+	for _, line := range bytes.Split(bytes.TrimSpace(audit), []byte("\n")) {
+		var e AuditEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if e.Event == "issue" && (e.PeerUID == nil || *e.PeerUID != int64(os.Getuid())) {
+			t.Errorf("issuance without the peer's uid: %s", line)
+		}
 	}
 }
 

@@ -26,6 +26,7 @@
 // Metadata and devshell carry no secret: their connections are served
 // only when the peer's uid (found from its socket) is the session owner's.
 // Every token issued through a session is written to the audit log (JSON
-// lines, 0600): session, front-end, account, scopes or audience, latency
-// and outcome, never a token.
+// lines, 0600): session, front-end, account, scopes or audience, the
+// peer's uid (looked up from its socket; the kernel keeps no pid for a TCP
+// socket), latency and outcome, never a token.
 package daemon

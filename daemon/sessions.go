@@ -516,22 +516,23 @@ type tracked struct {
 func (t *tracked) AccessToken(ctx context.Context, account string, scopes []string, minLifetime time.Duration) (broker.Token, error) {
 	start := time.Now()
 	tok, err := t.d.Broker().AccessToken(ctx, account, scopes, minLifetime)
-	t.done(AuditEntry{Kind: "access", Account: account, Scopes: scopes}, start, tok, err)
+	t.done(ctx, AuditEntry{Kind: "access", Account: account, Scopes: scopes}, start, tok, err)
 	return tok, err
 }
 
 func (t *tracked) IDToken(ctx context.Context, account, audience string, minLifetime time.Duration) (broker.Token, error) {
 	start := time.Now()
 	tok, err := t.d.Broker().IDToken(ctx, account, audience, minLifetime)
-	t.done(AuditEntry{Kind: "id", Account: account, Audience: audience}, start, tok, err)
+	t.done(ctx, AuditEntry{Kind: "id", Account: account, Audience: audience}, start, tok, err)
 	return tok, err
 }
 
 // Email lets local_auth name the accounts in LUCI_CONTEXT.
 func (t *tracked) Email(account string) (string, error) { return t.d.Broker().Email(account) }
 
-func (t *tracked) done(e AuditEntry, start time.Time, tok broker.Token, err error) {
+func (t *tracked) done(ctx context.Context, e AuditEntry, start time.Time, tok broker.Token, err error) {
 	lat := time.Since(start)
+	e.PeerUID = peerUID(ctx)
 	t.d.metrics.observe(t.frontend, lat, err)
 	e.Time, e.Event, e.Session, e.Frontend = start.UTC(), "issue", t.session, t.frontend
 	e.Latency = float64(lat.Microseconds()) / 1000
@@ -548,4 +549,20 @@ func (t *tracked) done(e AuditEntry, start time.Time, tok broker.Token, err erro
 		t.d.log.Warn("recording a session's use", "session", t.session, "err", terr)
 	}
 	t.d.log.Debug("token issued", "session", t.session, "frontend", t.frontend, "account", e.Account, "outcome", e.Outcome, "latency", lat)
+}
+
+// peerUID names the local user behind the connection a token request came
+// on, for the audit log; nil when it cannot be found. The kernel keeps no
+// pid for a TCP socket, so issuance lines carry the uid only.
+func peerUID(ctx context.Context) *int64 {
+	c := loopback.ConnFromContext(ctx)
+	if c == nil || !loopback.PeerUIDSupported {
+		return nil
+	}
+	uid, err := loopback.PeerUID(c)
+	if err != nil {
+		return nil
+	}
+	v := int64(uid)
+	return &v
 }

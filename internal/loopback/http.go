@@ -163,6 +163,18 @@ func info(r *http.Request) *connInfo {
 	return ci
 }
 
+// ConnFromContext returns the connection a request's context belongs to:
+// the context of an HTTP request served by ServeHTTP, or the one ServeTCP
+// hands its handler, and any context derived from them. It lets code that
+// only sees a context (a token-core wrapper writing an audit line) name
+// the peer. It is nil for other contexts.
+func ConnFromContext(ctx context.Context) net.Conn {
+	if ci, _ := ctx.Value(connKey{}).(*connInfo); ci != nil {
+		return ci.conn
+	}
+	return nil
+}
+
 // PeerRefusedMessage is the plain-text body (plus a newline) of the 403
 // answer to a request from a refused peer.
 const PeerRefusedMessage = "connection from another user refused"

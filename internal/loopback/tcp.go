@@ -44,7 +44,7 @@ type TCPServer struct {
 
 // ServeTCP starts accepting on loopback. handle owns the connection until
 // it returns; the server closes it afterwards. ctx passed to handle is
-// cancelled by Close.
+// cancelled by Close, and carries the connection for ConnFromContext.
 func ServeTCP(handle func(context.Context, net.Conn), o TCPOptions) (*TCPServer, error) {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 256
@@ -102,7 +102,7 @@ func (s *TCPServer) accept(ln net.Listener) {
 				s.opts.Logger.Warn("refused a connection from another user", "remote", c.RemoteAddr().String())
 				return
 			}
-			s.handle(s.ctx, c)
+			s.handle(context.WithValue(s.ctx, connKey{}, &connInfo{conn: c}), c)
 		}()
 	}
 }

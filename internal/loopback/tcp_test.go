@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -208,5 +209,43 @@ func TestAllowPeerTCP(t *testing.T) {
 		if n := asked.Load(); n != 1 {
 			t.Errorf("allow=%v: AllowPeer asked %d times", tt.allow, n)
 		}
+	}
+}
+
+func TestConnFromContext(t *testing.T) {
+	got := make(chan bool, 2)
+	tcp, err := ServeTCP(func(ctx context.Context, c net.Conn) {
+		got <- ConnFromContext(ctx) == c
+	}, TCPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	c, err := net.Dial("tcp", tcp.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !<-got {
+		t.Error("TCP handler context does not carry its connection")
+	}
+
+	srv, err := ServeHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- ConnFromContext(r.Context()) == Conn(r) && Conn(r) != nil
+	}), HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	resp, err := http.Get("http://" + srv.Addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !<-got {
+		t.Error("HTTP request context does not carry its connection")
+	}
+	if ConnFromContext(context.Background()) != nil {
+		t.Error("a plain context has a connection")
 	}
 }
