@@ -28,10 +28,18 @@ targets=(
   "./sources/serviceaccount  FuzzJWTExpiry"          # ID-token expiry from the upstream
   "./sources/serviceaccount  FuzzEndpointError"      # token endpoint error answers
   "./internal/loopback       FuzzParseProcNetLine"   # /proc/net/tcp lines for the peer-uid check
+  "./internal/loopback       FuzzHostAllowed"        # Host headers against DNS rebinding
   "./internal/fakegoogle     FuzzTokenEndpoint"      # the test upstream itself
-  # Parsers built on other branches; add their targets here when they land:
-  #   session tokens (at_... public id and secret)   e.g. "./session FuzzParseToken"
-  #   browser session cookies (protocols/openid)     e.g. "./protocols/openid FuzzCookie"
+  "./authtoken               FuzzParseCredential"    # daemon session tokens (at_<id>_<secret>)
+  "./protocols/openid        FuzzOpen"               # sealed browser-session cookies
+  "./protocols/openid        FuzzReturnPath"         # the r= redirect target (no open redirects)
+  "./shims/git               FuzzReadRequest"        # git credential-helper requests
+  "./shims/docker            FuzzServeGet"           # docker credential-helper requests
+  "./shims/docker            FuzzMergeConfig"        # the user's docker config.json merge
+  "./shims/firebase          FuzzTokenRequest"       # firebase-tools token requests
+  "./sources/userlogin       FuzzPasted"             # pasted login redirects and codes
+  "./sources/userlogin       FuzzJWT"                # ID tokens of a user login
+  "./tokencache              FuzzDecrypt"            # the sealed on-disk token cache
 )
 
 failed=0
