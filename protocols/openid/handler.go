@@ -235,6 +235,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 		if _, err := s.Store.Delete(r.Context(), id); err != nil {
 			return fmt.Errorf("session store: %w", err)
 		}
+		s.dropUser(id)
 		if err == nil && s.provider != nil && len(sess.RefreshToken) > 0 {
 			s.revoke(r.Context(), sess)
 		}
@@ -329,6 +330,7 @@ func (s *Server) stateOf(w http.ResponseWriter, r *http.Request) (stateResponse,
 		if _, err := s.Store.Delete(ctx, sess.ID); err != nil {
 			s.log.Warn("openid: deleting a revoked session failed", "err", err)
 		}
+		s.dropUser(sess.ID)
 		s.clearCookie(w, sessionCookie)
 		return anon, nil
 	}
@@ -381,6 +383,23 @@ func (s *Server) tokensFor(ctx context.Context, sess Session) (access, id broker
 }
 
 func userAccount(storeID string) string { return "browser:" + storeID }
+
+// accountRemover is implemented by token cores that can forget an
+// account (*broker.Broker does), so ended browser sessions leave nothing
+// behind in the cache.
+type accountRemover interface {
+	RemoveAccount(id string)
+}
+
+// dropUser forgets a browser session's account and its cached tokens.
+func (s *Server) dropUser(id string) {
+	s.usersMu.Lock()
+	delete(s.users, id)
+	s.usersMu.Unlock()
+	if r, ok := s.UserTokens.(accountRemover); ok {
+		r.RemoveAccount(userAccount(id))
+	}
+}
 
 // addUser gives a browser session its account in UserTokens, once per
 // server: the session may have signed in through another server sharing

@@ -2,12 +2,14 @@ package openid_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"credbroker/broker"
 	"credbroker/internal/fakeoidc"
 	"credbroker/protocols/openid"
 	"credbroker/protocols/openid/openidtest"
@@ -351,4 +353,38 @@ func TestTwoServersShareSessions(t *testing.T) {
 	_, a := startProd(t, p, st, keys, c)
 	_, b := startProd(t, p, st, keys, c)
 	openidtest.CheckSharedSessions(t, a.URL, b.URL)
+}
+
+// TestSignOutForgetsTheAccount checks that a browser session's account and
+// its cached tokens leave the token core when the user signs out.
+func TestSignOutForgetsTheAccount(t *testing.T) {
+	c := newClock()
+	p := fakeoidc.New(t)
+	p.SetClock(c.Now)
+	b := broker.New(broker.Options{Now: c.Now, Logger: quietLogger()})
+	t.Cleanup(b.Close)
+	s := &openid.Server{
+		OIDC:       &openid.OIDC{Issuer: p.URL, ClientID: p.ClientID, ClientSecret: p.ClientSecret, HTTPClient: p.Client()},
+		Store:      openid.NewMemStore(),
+		Keys:       mustKeys(t, openid.GenerateKey("k1")),
+		UserTokens: b,
+		Now:        c.Now,
+		Logger:     quietLogger(),
+	}
+	s.Port = freePort(t)
+	s.OIDC.RedirectURL = fmt.Sprintf("http://127.0.0.1:%d%s", s.Port, openid.PathCallback)
+	_, info := start(t, s)
+	br := openidtest.NewBrowser(t)
+	if st := br.SignIn(info.URL); st.Identity != "user:user@example.com" {
+		t.Fatalf("sign-in: %+v", st)
+	}
+	if len(b.Accounts()) != 1 || b.Stats().Entries == 0 {
+		t.Fatalf("after sign-in: accounts %v, %d cached tokens", b.Accounts(), b.Stats().Entries)
+	}
+	if code, _ := br.Get(info.URL + openid.PathLogout + "?r=/"); code != 200 {
+		t.Fatalf("logout: %d", code)
+	}
+	if len(b.Accounts()) != 0 || b.Stats().Entries != 0 {
+		t.Errorf("after sign-out: accounts %v, %d cached tokens", b.Accounts(), b.Stats().Entries)
+	}
 }
