@@ -25,7 +25,6 @@ targets=(
   "./protocols/devshell      FuzzEncodeFrame"        # devshell reply framing
   "./shims/gsutil            FuzzParseINI"           # the user's .boto merged into the session's
   "./sources/serviceaccount  FuzzParseKey"           # service-account key files
-  "./sources/serviceaccount  FuzzJWTExpiry"          # ID-token expiry from the upstream
   "./sources/serviceaccount  FuzzEndpointError"      # token endpoint error answers
   "./internal/loopback       FuzzParseProcNetLine"   # /proc/net/tcp lines for the peer-uid check
   "./internal/loopback       FuzzHostAllowed"        # Host headers against DNS rebinding
@@ -38,8 +37,8 @@ targets=(
   "./shims/docker            FuzzMergeConfig"        # the user's docker config.json merge
   "./shims/firebase          FuzzTokenRequest"       # firebase-tools token requests
   "./sources/userlogin       FuzzPasted"             # pasted login redirects and codes
-  "./sources/userlogin       FuzzJWT"                # ID tokens of a user login
   "./tokencache              FuzzDecrypt"            # the sealed on-disk token cache
+  "./internal/jwtclaims      FuzzExpiry"             # exp and email claims of upstream ID tokens
 )
 
 failed=0

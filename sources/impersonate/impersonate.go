@@ -3,6 +3,8 @@ package impersonate
 import (
 	"bytes"
 	"context"
+	"credbroker/internal/jwtclaims"
+	"credbroker/internal/safetext"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"credbroker/broker"
 )
@@ -111,7 +112,7 @@ func (s *Source) IDToken(ctx context.Context, audience string, minLifetime time.
 	if err := s.call(ctx, "generateIdToken", map[string]any{"audience": audience, "includeEmail": true}, &out); err != nil {
 		return broker.Token{}, err
 	}
-	exp, err := jwtExpiry(out.Token)
+	exp, err := jwtclaims.Expiry(out.Token)
 	if err != nil {
 		return broker.Token{}, broker.Transientf("impersonating %s: generateIdToken answered with a token that %v", s.target, err)
 	}
@@ -195,7 +196,7 @@ func (s *Source) callOnce(ctx context.Context, method string, data []byte, out a
 	}
 	json.Unmarshal(body, &apiErr)
 	err = fmt.Errorf("impersonating %s: %s at %s answered HTTP %d: %s: %s", s.target, method, s.opts.Endpoint,
-		resp.StatusCode, clean(apiErr.Error.Status, 64), clean(apiErr.Error.Message, 300))
+		resp.StatusCode, safetext.Line(apiErr.Error.Status, 64), safetext.Line(apiErr.Error.Message, 300))
 	if resp.StatusCode == http.StatusUnauthorized {
 		// The base token may have been revoked early: mint a new one next time.
 		s.mu.Lock()
@@ -218,39 +219,4 @@ func wrap(err error, format string, args ...any) error {
 		return broker.NewFatalCode(c, wrapped)
 	}
 	return broker.NewFatal(wrapped)
-}
-
-// maxExp bounds exp claims (year 5138) so that a hostile value cannot
-// overflow into a time in the past.
-const maxExp = 1e11
-
-func jwtExpiry(tok string) (time.Time, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return time.Time{}, fmt.Errorf("is not a JWT")
-	}
-	payload, err := decodeSegment(parts[1])
-	if err != nil {
-		return time.Time{}, fmt.Errorf("has a payload that is not base64url")
-	}
-	var c struct {
-		Exp float64 `json:"exp"`
-	}
-	if json.Unmarshal(payload, &c) != nil || c.Exp <= 0 || c.Exp > maxExp {
-		return time.Time{}, fmt.Errorf("has no exp claim")
-	}
-	return time.Unix(int64(c.Exp), 0), nil
-}
-
-func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, s)
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "..."
-	}
-	return strings.TrimSpace(s)
 }

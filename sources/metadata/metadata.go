@@ -2,9 +2,9 @@ package metadata
 
 import (
 	"context"
-	"encoding/base64"
+	"credbroker/internal/jwtclaims"
+	"credbroker/internal/safetext"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 
 	"credbroker/broker"
 )
@@ -137,7 +136,7 @@ func (s *Source) IDToken(ctx context.Context, audience string, minLifetime time.
 		return broker.Token{}, err
 	}
 	tok := strings.TrimSpace(string(body))
-	exp, err := jwtExpiry(tok)
+	exp, err := jwtclaims.Expiry(tok)
 	if err != nil {
 		return broker.Token{}, broker.Transientf("metadata server %s: the identity answer %v", s.host, err)
 	}
@@ -185,45 +184,9 @@ func (s *Source) getOnce(ctx context.Context, leaf string) ([]byte, error) {
 		return body, nil
 	}
 	what := strings.SplitN(leaf, "?", 2)[0]
-	err = fmt.Errorf("metadata server %s: %s of account %q: HTTP %d: %s", s.host, what, s.account, resp.StatusCode, clean(string(body), 200))
+	err = fmt.Errorf("metadata server %s: %s of account %q: HTTP %d: %s", s.host, what, s.account, resp.StatusCode, safetext.Line(string(body), 200))
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		return nil, broker.NewTransient(err)
 	}
 	return nil, broker.NewFatal(err)
-}
-
-// maxExp bounds exp claims (year 5138) so that a hostile value cannot
-// overflow into a time in the past.
-const maxExp = 1e11
-
-// jwtExpiry reads a JWT's exp claim without verifying it.
-func jwtExpiry(tok string) (time.Time, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return time.Time{}, errors.New("is not a JWT")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return time.Time{}, errors.New("has a payload that is not base64url")
-	}
-	var c struct {
-		Exp float64 `json:"exp"`
-	}
-	if json.Unmarshal(payload, &c) != nil || c.Exp <= 0 || c.Exp > maxExp {
-		return time.Time{}, errors.New("has no exp claim")
-	}
-	return time.Unix(int64(c.Exp), 0), nil
-}
-
-func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, s)
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "..."
-	}
-	return strings.TrimSpace(s)
 }

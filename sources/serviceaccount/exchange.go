@@ -2,7 +2,8 @@ package serviceaccount
 
 import (
 	"context"
-	"encoding/base64"
+	"credbroker/internal/jwtclaims"
+	"credbroker/internal/safetext"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"credbroker/broker"
 
@@ -224,37 +224,12 @@ func (s *Source) parseToken(body []byte, kind tokenKind, start time.Time) (broke
 		if tr.IDToken == "" {
 			return broker.Token{}, broker.Transientf("token endpoint %s answered without an id_token", s.key.tokenURI)
 		}
-		exp, err := jwtExpiry(tr.IDToken)
+		exp, err := jwtclaims.Expiry(tr.IDToken)
 		if err != nil {
-			return broker.Token{}, broker.Transientf("token endpoint %s answered with an id_token %v", s.key.tokenURI, err)
+			return broker.Token{}, broker.Transientf("token endpoint %s answered with an id_token that %v", s.key.tokenURI, err)
 		}
 		return broker.Token{Value: tr.IDToken, Expiry: exp}, nil
 	}
-}
-
-// jwtExpiry reads the exp claim of a JWT without verifying it: the token
-// came straight from the endpoint over the connection we chose, and only
-// its holder verifies it.
-func jwtExpiry(tok string) (time.Time, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return time.Time{}, errors.New("that is not a JWT")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, errors.New("whose payload is not base64url")
-	}
-	var c struct {
-		Exp json.Number `json:"exp"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return time.Time{}, errors.New("whose payload is not JSON")
-	}
-	exp, err := c.Exp.Float64()
-	if err != nil || exp <= 0 {
-		return time.Time{}, errors.New("without a valid exp claim")
-	}
-	return time.Unix(int64(exp), 0), nil
 }
 
 // parseEndpointError reads an error answer: Google's OAuth error fields if
@@ -280,8 +255,8 @@ func parseEndpointError(uri string, resp *http.Response, body []byte, now time.T
 		// Google APIs' error object, for endpoints that answer like an API.
 		ee.code, ee.description = apiErr.Status, apiErr.Message
 	}
-	ee.code = clean(ee.code, 64)
-	ee.description = clean(ee.description, maxDescription)
+	ee.code = safetext.Line(ee.code, 64)
+	ee.description = safetext.Line(ee.description, maxDescription)
 	return ee
 }
 
@@ -297,19 +272,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return max(t.Sub(now), 0)
 	}
 	return 0
-}
-
-// clean makes endpoint text safe to put in an error: printable, one
-// line, bounded.
-func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, s)
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "..."
-	}
-	return strings.TrimSpace(s)
 }

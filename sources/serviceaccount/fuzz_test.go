@@ -30,22 +30,6 @@ func FuzzParseKey(f *testing.F) {
 	})
 }
 
-// FuzzJWTExpiry feeds arbitrary id_token values.
-func FuzzJWTExpiry(f *testing.F) {
-	f.Add("eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.sig")
-	f.Add("a.b.c")
-	f.Add("..")
-	f.Fuzz(func(t *testing.T, tok string) {
-		exp, err := jwtExpiry(tok)
-		if err == nil && exp.Unix() <= 0 {
-			t.Fatalf("accepted exp %v", exp)
-		}
-		if err != nil && len(tok) > 8 && strings.Contains(err.Error(), tok) {
-			t.Fatalf("error quotes the token")
-		}
-	})
-}
-
 // FuzzEndpointError feeds arbitrary error bodies and Retry-After values:
 // the result is bounded, printable text.
 func FuzzEndpointError(f *testing.F) {

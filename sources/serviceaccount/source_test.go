@@ -354,7 +354,7 @@ func TestIDTokenBadJWT(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.IDToken(ctxTimeout(t, time.Minute), "aud", 0)
-	if !broker.IsTransient(err) || !strings.Contains(err.Error(), "answered with an id_token whose payload is not base64url") {
+	if !broker.IsTransient(err) || !strings.Contains(err.Error(), "answered with an id_token that has a payload that is not base64url") {
 		t.Errorf("err = %v", err)
 	}
 	if strings.Contains(err.Error(), "abc") {

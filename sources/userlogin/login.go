@@ -3,6 +3,8 @@ package userlogin
 import (
 	"bufio"
 	"context"
+	"credbroker/internal/jwtclaims"
+	"credbroker/internal/safetext"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -122,7 +124,7 @@ func Login(ctx context.Context, cfg Config, cache *tokencache.Cache, opts LoginO
 		e.Scopes = strings.Fields(scope)
 	}
 	if idt, _ := tok.Extra("id_token").(string); idt != "" {
-		e.IDToken, e.Email = idt, jwtEmail(idt)
+		e.IDToken, e.Email = idt, jwtclaims.Email(idt)
 	}
 	if err := cache.Put(CacheKey(cfg.ClientID), e); err != nil {
 		return Result{}, fmt.Errorf("login: storing the login: %w", err)
@@ -171,7 +173,7 @@ func parseCallback(q url.Values, state string) (callback, bool) {
 		return callback{}, false
 	}
 	if e := q.Get("error"); e != "" {
-		return callback{err: fmt.Errorf("the authorization server refused: %s", clean(e, 64))}, true
+		return callback{err: fmt.Errorf("the authorization server refused: %s", safetext.Line(e, 64))}, true
 	}
 	if q.Get("code") == "" {
 		return callback{err: errors.New("the redirect carries no code")}, true

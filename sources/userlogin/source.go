@@ -2,7 +2,8 @@ package userlogin
 
 import (
 	"context"
-	"encoding/base64"
+	"credbroker/internal/jwtclaims"
+	"credbroker/internal/safetext"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"credbroker/broker"
 	"credbroker/tokencache"
@@ -184,7 +184,7 @@ func (s *Source) IDToken(ctx context.Context, audience string, minLifetime time.
 	if err != nil {
 		return broker.Token{}, err
 	}
-	exp, err := jwtExpiry(e.IDToken)
+	exp, err := jwtclaims.Expiry(e.IDToken)
 	if err != nil {
 		return broker.Token{}, broker.Fatalf("%s: the token endpoint's id_token %v", s.label, err)
 	}
@@ -203,7 +203,7 @@ func (s *Source) current(ctx context.Context, minLifetime time.Duration, wantID 
 		deadline := s.opts.Now().Add(minLifetime)
 		fresh := e.AccessToken != "" && e.Expiry.After(deadline)
 		if fresh && wantID {
-			exp, err := jwtExpiry(e.IDToken)
+			exp, err := jwtclaims.Expiry(e.IDToken)
 			fresh = err == nil && exp.After(deadline)
 		}
 		if fresh {
@@ -221,7 +221,7 @@ func (s *Source) current(ctx context.Context, minLifetime time.Duration, wantID 
 		if idt, _ := tok.Extra("id_token").(string); idt != "" {
 			e.IDToken = idt
 			if e.Email == "" {
-				e.Email = jwtEmail(idt)
+				e.Email = jwtclaims.Email(idt)
 			}
 		} else if wantID {
 			return e, tokencache.Keep, broker.NewFatal(fmt.Errorf("%s: %w: the login gives no ID token; log in again with the openid and email scopes",
@@ -278,9 +278,9 @@ func (s *Source) classify(err error) error {
 	}
 	msg := fmt.Sprintf("%s: token endpoint %s answered HTTP %d", s.label, s.cfg.TokenURL, status)
 	if re.ErrorCode != "" {
-		msg += ": " + clean(re.ErrorCode, 64)
+		msg += ": " + safetext.Line(re.ErrorCode, 64)
 		if re.ErrorDescription != "" {
-			msg += ": " + clean(re.ErrorDescription, 300)
+			msg += ": " + safetext.Line(re.ErrorDescription, 300)
 		}
 	}
 	switch {
@@ -291,62 +291,4 @@ func (s *Source) classify(err error) error {
 	default:
 		return broker.Fatalf("%s", msg)
 	}
-}
-
-// maxExp bounds exp claims (year 5138) so that a hostile value cannot
-// overflow into a time in the past.
-const maxExp = 1e11
-
-// jwtExpiry reads a JWT's exp claim without verifying it: the token came
-// straight from the token endpoint, and only its holder verifies it.
-func jwtExpiry(tok string) (time.Time, error) {
-	var c struct {
-		Exp float64 `json:"exp"`
-	}
-	if err := jwtPayload(tok, &c); err != nil {
-		return time.Time{}, err
-	}
-	if c.Exp <= 0 || c.Exp > maxExp {
-		return time.Time{}, errors.New("has no exp claim")
-	}
-	return time.Unix(int64(c.Exp), 0), nil
-}
-
-// jwtEmail reads a JWT's email claim, "" when there is none.
-func jwtEmail(tok string) string {
-	var c struct {
-		Email string `json:"email"`
-	}
-	jwtPayload(tok, &c)
-	return c.Email
-}
-
-func jwtPayload(tok string, v any) error {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return errors.New("is not a JWT")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return errors.New("has a payload that is not base64url")
-	}
-	if err := json.Unmarshal(payload, v); err != nil {
-		return errors.New("has a payload that is not JSON")
-	}
-	return nil
-}
-
-// clean makes endpoint text safe for an error: printable, one line,
-// bounded.
-func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return ' '
-	}, s)
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "..."
-	}
-	return strings.TrimSpace(s)
 }
