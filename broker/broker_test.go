@@ -441,3 +441,22 @@ func TestRemoveAccount(t *testing.T) {
 		t.Errorf("default = %q after removing it", b.Default())
 	}
 }
+
+func TestPublicReasonNeverQuotesTheError(t *testing.T) {
+	secret := "ya29.secret-token"
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{NewTransient(errors.New(secret)), "temporary failure, try again"},
+		{NewFatal(fmt.Errorf("%w %q: %s", ErrUnknownAccount, "x", secret)), "the account is not served"},
+		{NewFatal(fmt.Errorf("%w: %s", ErrNotSupported, secret)), "not supported by this credential"},
+		{fmt.Errorf("%w %s", context.DeadlineExceeded, secret), "timed out, try again"},
+		{NewFatal(errors.New(secret)), "the credential was refused, see the broker's log"},
+	}
+	for _, tt := range tests {
+		if got := PublicReason(tt.err); got != tt.want {
+			t.Errorf("PublicReason(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -87,3 +88,21 @@ var ErrUnknownAccount = errors.New("unknown account")
 // ErrNotSupported is wrapped by sources that cannot mint what was asked,
 // e.g. ID tokens from a source without them.
 var ErrNotSupported = errors.New("not supported by this credential")
+
+// PublicReason says in a few words why err happened, in terms fit for a
+// client on a protocol with no numeric error codes (devshell, the gsutil
+// and firebase token endpoints). It never includes the error's own text,
+// which may quote an upstream; the details belong in the broker's log.
+func PublicReason(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out, try again"
+	case errors.Is(err, ErrUnknownAccount):
+		return "the account is not served"
+	case errors.Is(err, ErrNotSupported):
+		return "not supported by this credential"
+	case IsTransient(err):
+		return "temporary failure, try again"
+	}
+	return "the credential was refused, see the broker's log"
+}

@@ -227,23 +227,7 @@ func (s *Server) publicMessage(err error) string {
 		return pe.msg
 	}
 	s.logger().Warn("devshell: cannot get access token", "account", s.Account, "class", broker.ClassOf(err).String(), "err", err)
-	return "cannot get access token: " + safeReason(err)
-}
-
-// safeReason describes a token-core failure without its details, which
-// may name upstream responses or files.
-func safeReason(err error) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out, try again"
-	case errors.Is(err, broker.ErrUnknownAccount):
-		return "the account is not served"
-	case errors.Is(err, broker.ErrNotSupported):
-		return "not supported by this credential"
-	case broker.IsTransient(err):
-		return "temporary failure, try again"
-	}
-	return "the credential was refused, see the broker's log"
+	return "cannot get access token: " + broker.PublicReason(err)
 }
 
 // expiresIn is the remaining lifetime in whole seconds, truncated, but at

@@ -196,7 +196,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	if !errors.As(err, &he) {
 		s.logger().Warn("firebase: cannot get access token", "account", s.Account, "class", broker.ClassOf(err).String(), "err", err)
-		he = &httpError{http.StatusBadRequest, "invalid_grant", "cannot get access token: " + safeReason(err)}
+		he = &httpError{http.StatusBadRequest, "invalid_grant", "cannot get access token: " + broker.PublicReason(err)}
 		if broker.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) {
 			he.status, he.code = http.StatusInternalServerError, "temporarily_unavailable"
 		}
@@ -212,20 +212,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.WriteHeader(he.status)
 	_, _ = w.Write(append(body, '\n'))
-}
-
-func safeReason(err error) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out, try again"
-	case errors.Is(err, broker.ErrUnknownAccount):
-		return "the account is not served"
-	case errors.Is(err, broker.ErrNotSupported):
-		return "not supported by this credential"
-	case broker.IsTransient(err):
-		return "temporary failure, try again"
-	}
-	return "the credential was refused, see the broker's log"
 }
 
 // maxForm bounds the request body.

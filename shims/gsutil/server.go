@@ -332,7 +332,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 		// A token-core failure: the client gets a short reason, the log
 		// the details.
 		s.logger().Warn("gsutil: cannot get access token", "account", s.Account, "class", broker.ClassOf(err).String(), "err", err)
-		he = &httpError{http.StatusBadRequest, "invalid_grant", "cannot get access token: " + safeReason(err)}
+		he = &httpError{http.StatusBadRequest, "invalid_grant", "cannot get access token: " + broker.PublicReason(err)}
 		if broker.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) {
 			he.status, he.code = http.StatusInternalServerError, "temporarily_unavailable"
 		}
@@ -348,20 +348,6 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 	}
 	w.WriteHeader(he.status)
 	_, _ = w.Write(append(body, '\n'))
-}
-
-func safeReason(err error) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out, try again"
-	case errors.Is(err, broker.ErrUnknownAccount):
-		return "the account is not served"
-	case errors.Is(err, broker.ErrNotSupported):
-		return "not supported by this credential"
-	case broker.IsTransient(err):
-		return "temporary failure, try again"
-	}
-	return "the credential was refused, see the broker's log"
 }
 
 func notImplemented(http.ResponseWriter, *http.Request) error {
