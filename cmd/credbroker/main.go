@@ -1,6 +1,3 @@
-// Command credbroker runs programs, or a long-lived daemon, with every
-// local credential protocol Google and LUCI tools speak served from one
-// token core. See the README for the commands.
 package main
 
 import (
