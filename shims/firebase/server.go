@@ -3,20 +3,16 @@ package firebase
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"mime"
-	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"credbroker/broker"
 	"credbroker/internal/loopback"
+	"credbroker/internal/refreshgrant"
 )
 
 // MinLifetime is the least lifetime a served token has left: firebase-tools
@@ -136,36 +132,30 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// firebase-tools' refresh (src/auth.ts refreshTokens), at the origin
 	// FIREBASE_TOKEN_URL names.
-	mux.Handle(TokenPath, s.handler(s.token))
+	mux.Handle(TokenPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := s.grant()
+		g.Wrap(g.ServeToken).ServeHTTP(w, r)
+	}))
 	return mux
 }
 
-// httpError is a failure with its status and OAuth 2.0 error code.
-// Descriptions never hold a token or a secret.
-type httpError struct {
-	status int
-	code   string
-	desc   string
-}
-
-func (e *httpError) Error() string { return e.code + ": " + e.desc }
-
-// handler adds the checks every route needs and writes errors.
-func (s *Server) handler(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var err error
-		switch {
-		case !loopback.HostAllowed(r.Host, localPort(r)):
-			err = &httpError{http.StatusForbidden, "invalid_request", "unexpected Host header"}
-		case fromBrowser(r):
-			err = &httpError{http.StatusForbidden, "invalid_request", "browser requests are not served"}
-		default:
-			err = h(w, r)
-		}
-		if err != nil {
-			s.writeError(w, r, err)
-		}
-	})
+// grant is the refresh-token exchange with the server's settings, read
+// per request like the rest of the configuration.
+func (s *Server) grant() *refreshgrant.Grant {
+	return &refreshgrant.Grant{
+		Secret:      s.secret,
+		Tokens:      s.Tokens,
+		Account:     s.Account,
+		Scopes:      s.Scopes,
+		MinLifetime: MinLifetime,
+		// firebase-tools posts multipart forms.
+		Multipart:   true,
+		Label:       "firebase",
+		WrongSecret: "wrong refresh_token (" + EnvToken + ")",
+		Logger:      s.logger(),
+		Now:         s.now,
+		FromBrowser: fromBrowser,
+	}
 }
 
 // fromBrowser is loopback.FromBrowser without Sec-Fetch-Mode: Node's
@@ -180,117 +170,4 @@ func fromBrowser(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-func localPort(r *http.Request) int {
-	if c := loopback.Conn(r); c != nil {
-		if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-			return a.Port
-		}
-	}
-	return -1
-}
-
-// writeError is the one place that turns an error into a response.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var he *httpError
-	if !errors.As(err, &he) {
-		s.logger().Warn("firebase: cannot get access token", "account", s.Account, "class", broker.ClassOf(err).String(), "err", err)
-		he = &httpError{http.StatusBadRequest, "invalid_grant", "cannot get access token: " + broker.PublicReason(err)}
-		if broker.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) {
-			he.status, he.code = http.StatusInternalServerError, "temporarily_unavailable"
-		}
-	}
-	body, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{he.code, he.desc})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if he.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", http.MethodPost)
-	}
-	w.WriteHeader(he.status)
-	_, _ = w.Write(append(body, '\n'))
-}
-
-// maxForm bounds the request body.
-const maxForm = 64 << 10
-
-// tokenResponse keeps the field order of Google's answer.
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
-	TokenType   string `json:"token_type"`
-}
-
-// token exchanges the session's secret for an access token.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
-	start := time.Now()
-	if r.Method != http.MethodPost {
-		return &httpError{http.StatusMethodNotAllowed, "invalid_request", "the token endpoint takes POST"}
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	form, err := parseForm(r)
-	if err != nil {
-		return &httpError{http.StatusBadRequest, "invalid_request", "cannot parse the form body"}
-	}
-	if form("grant_type") != "refresh_token" {
-		return &httpError{http.StatusBadRequest, "unsupported_grant_type", "expecting 'refresh_token' grant type"}
-	}
-	if subtle.ConstantTimeCompare([]byte(form("refresh_token")), s.secret) != 1 {
-		s.logger().Warn("firebase: wrong refresh token", "peer", r.RemoteAddr)
-		return &httpError{http.StatusBadRequest, "invalid_grant", "wrong refresh_token (FIREBASE_TOKEN)"}
-	}
-	tok, err := s.Tokens.AccessToken(r.Context(), s.Account, s.Scopes, MinLifetime)
-	if err != nil {
-		return err
-	}
-	exp := int64(time.Hour / time.Second)
-	if !tok.Expiry.IsZero() {
-		exp = max(int64(tok.Expiry.Sub(s.now())/time.Second), 1)
-	}
-	body, err := json.Marshal(tokenResponse{tok.Value, exp, "Bearer"})
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	_, _ = w.Write(append(body, '\n'))
-	s.logger().Debug("token issued", "frontend", "firebase", "account", s.Account, "scopes", s.Scopes,
-		"expires_in", exp, "peer", r.RemoteAddr, "latency", time.Since(start))
-	return nil
-}
-
-// parseForm reads a url-encoded or multipart body and returns a lookup of
-// its fields. Multipart file parts are refused by the size limit.
-func parseForm(r *http.Request) (func(string) string, error) {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		return nil, err
-	}
-	switch ct {
-	case "application/x-www-form-urlencoded":
-		if err := r.ParseForm(); err != nil {
-			return nil, err
-		}
-		return r.PostForm.Get, nil
-	case "multipart/form-data":
-		// Everything stays in memory: the body is already bounded.
-		if err := r.ParseMultipartForm(maxForm); err != nil {
-			return nil, err
-		}
-		if len(r.MultipartForm.File) > 0 {
-			_ = r.MultipartForm.RemoveAll()
-			return nil, errors.New("file parts in the form")
-		}
-		return func(k string) string {
-			if v := r.MultipartForm.Value[k]; len(v) > 0 {
-				return v[0]
-			}
-			return ""
-		}, nil
-	}
-	return nil, errors.New("not a form")
 }

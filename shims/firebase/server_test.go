@@ -3,7 +3,6 @@ package firebase
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -191,33 +190,6 @@ func TestInfo(t *testing.T) {
 	other := &Server{Tokens: &fakeTokens{}}
 	if start(t, other).Secret == info.Secret {
 		t.Error("two servers share a secret")
-	}
-}
-
-func TestTokenCoreErrors(t *testing.T) {
-	tests := []struct {
-		name       string
-		err        error
-		wantStatus int
-		wantBody   string
-	}{
-		{"transient", broker.Transientf("upstream 503 secret-detail"), 500,
-			`{"error":"temporarily_unavailable","error_description":"cannot get access token: temporary failure, try again"}`},
-		{"fatal", broker.Fatalf("revoked secret-detail"), 400,
-			`{"error":"invalid_grant","error_description":"cannot get access token: the credential was refused, see the broker's log"}`},
-		{"plain", errors.New("secret-detail"), 400,
-			`{"error":"invalid_grant","error_description":"cannot get access token: the credential was refused, see the broker's log"}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := &Server{Tokens: &fakeTokens{err: tt.err}}
-			info := start(t, s)
-			ct, b := firebaseToolsBody(t, info.Secret, "refresh_token")
-			status, _, body := post(t, "POST", info.URL+TokenPath, ct, b, nil)
-			if status != tt.wantStatus || body != tt.wantBody+"\n" {
-				t.Errorf("got %d %s, want %d %s", status, body, tt.wantStatus, tt.wantBody)
-			}
-		})
 	}
 }
 

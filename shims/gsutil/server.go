@@ -3,22 +3,19 @@ package gsutil
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"credbroker/broker"
 	"credbroker/internal/loopback"
+	"credbroker/internal/refreshgrant"
 )
 
 // MinLifetime is the least lifetime a served token has left, enough for
@@ -261,8 +258,13 @@ func (s *Server) scopes() []string {
 // routes lists every path the server answers. Anything else is 404.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	token := s.handler(s.token)
-	authz := s.handler(notImplemented)
+	token := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := s.grant()
+		g.Wrap(g.ServeToken).ServeHTTP(w, r)
+	})
+	authz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.grant().Wrap(notImplemented).ServeHTTP(w, r)
+	})
 	// gsutil's refresh: oauth2client (JSON API) and gcs-oauth2-boto-plugin
 	// (XML API) POST the refresh token to [OAuth2] provider_token_uri.
 	mux.Handle("/token", token)
@@ -275,132 +277,26 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// httpError is a failure with its status and OAuth 2.0 error code
-// (RFC 6749 §5.2). Descriptions never hold a token or a secret.
-type httpError struct {
-	status int
-	code   string
-	desc   string
+// grant is the refresh-token exchange with the server's settings, read
+// per request like the rest of the configuration.
+func (s *Server) grant() *refreshgrant.Grant {
+	return &refreshgrant.Grant{
+		Secret:      s.secret,
+		Tokens:      s.Tokens,
+		Account:     s.Account,
+		Scopes:      s.scopes(),
+		MinLifetime: max(s.MinLifetime, MinLifetime),
+		// oauth2client and gcs-oauth2-boto-plugin post url-encoded forms.
+		Multipart:   false,
+		Label:       "gsutil",
+		WrongSecret: "wrong refresh_token (if running via gcloud, set pass_credentials_to_gsutil = false)",
+		Logger:      s.logger(),
+		Now:         s.now,
+	}
 }
 
-func (e *httpError) Error() string { return e.code + ": " + e.desc }
-
-// errEmpty answers with the status alone.
-type errEmpty int
-
-func (e errEmpty) Error() string { return http.StatusText(int(e)) }
-
-// handler adds the checks every route needs and writes errors.
-func (s *Server) handler(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var err error
-		switch {
-		case !loopback.HostAllowed(r.Host, localPort(r)):
-			// A page rebound to 127.0.0.1 sends its own host name.
-			err = &httpError{http.StatusForbidden, "invalid_request", "unexpected Host header"}
-		case loopback.FromBrowser(r):
-			err = &httpError{http.StatusForbidden, "invalid_request", "browser requests are not served"}
-		default:
-			err = h(w, r)
-		}
-		if err != nil {
-			s.writeError(w, err)
-		}
-	})
-}
-
-// localPort is the port the request arrived on.
-func localPort(r *http.Request) int {
-	if c := loopback.Conn(r); c != nil {
-		if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-			return a.Port
-		}
-	}
-	return -1
-}
-
-// writeError is the one place that turns an error into a response.
-func (s *Server) writeError(w http.ResponseWriter, err error) {
-	var he *httpError
-	var empty errEmpty
-	switch {
-	case errors.As(err, &empty):
-		w.WriteHeader(int(empty))
-		return
-	case errors.As(err, &he):
-	default:
-		// A token-core failure: the client gets a short reason, the log
-		// the details.
-		s.logger().Warn("gsutil: cannot get access token", "account", s.Account, "class", broker.ClassOf(err).String(), "err", err)
-		he = &httpError{http.StatusBadRequest, "invalid_grant", "cannot get access token: " + broker.PublicReason(err)}
-		if broker.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) {
-			he.status, he.code = http.StatusInternalServerError, "temporarily_unavailable"
-		}
-	}
-	body, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{he.code, he.desc})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if he.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", http.MethodPost)
-	}
-	w.WriteHeader(he.status)
-	_, _ = w.Write(append(body, '\n'))
-}
-
-func notImplemented(http.ResponseWriter, *http.Request) error {
-	return errEmpty(http.StatusNotImplemented)
-}
-
-const maxForm = 64 << 10
-
-// tokenResponse keeps the field order of luci-go's answer.
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
-	TokenType   string `json:"token_type"`
-}
-
-// token exchanges the session's refresh token for an access token.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
-	start := time.Now()
-	if r.Method != http.MethodPost {
-		return &httpError{http.StatusMethodNotAllowed, "invalid_request", "the token endpoint takes POST"}
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	if err := r.ParseForm(); err != nil {
-		return &httpError{http.StatusBadRequest, "invalid_request", "cannot parse the form body"}
-	}
-	if gt := r.PostForm.Get("grant_type"); gt != "refresh_token" {
-		return &httpError{http.StatusBadRequest, "unsupported_grant_type", "expecting 'refresh_token' grant type"}
-	}
-	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("refresh_token")), s.secret) != 1 {
-		s.logger().Warn("gsutil: wrong refresh token", "peer", r.RemoteAddr)
-		return &httpError{http.StatusBadRequest, "invalid_grant",
-			"wrong refresh_token (if running via gcloud, set pass_credentials_to_gsutil = false)"}
-	}
-	minLife := max(s.MinLifetime, MinLifetime)
-	tok, err := s.Tokens.AccessToken(r.Context(), s.Account, s.scopes(), minLife)
-	if err != nil {
-		return err
-	}
-	exp := int64(time.Hour / time.Second)
-	if !tok.Expiry.IsZero() {
-		// Truncated seconds, never 0: oauth2 clients read 0 as "no expiry"
-		// or an incomplete token.
-		exp = max(int64(tok.Expiry.Sub(s.now())/time.Second), 1)
-	}
-	body, err := json.Marshal(tokenResponse{tok.Value, exp, "Bearer"})
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	_, _ = w.Write(append(body, '\n'))
-	s.logger().Debug("token issued", "frontend", "gsutil", "account", s.Account, "scopes", s.scopes(),
-		"expires_in", exp, "peer", r.RemoteAddr, "latency", time.Since(start))
+// notImplemented answers with the status alone.
+func notImplemented(w http.ResponseWriter, _ *http.Request) error {
+	w.WriteHeader(http.StatusNotImplemented)
 	return nil
 }

@@ -2,7 +2,6 @@ package gsutil
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -196,35 +195,6 @@ func TestSecretShape(t *testing.T) {
 	start(t, s)
 	if len(s.secret) != 64 || strings.ContainsAny(string(s.secret), "=-_") {
 		t.Errorf("secret of %d chars in an unexpected alphabet", len(s.secret))
-	}
-}
-
-func TestTokenCoreErrors(t *testing.T) {
-	tests := []struct {
-		name       string
-		err        error
-		wantStatus int
-		wantBody   string
-	}{
-		{"transient", broker.Transientf("upstream 503 secret-detail"), 500,
-			`{"error":"temporarily_unavailable","error_description":"cannot get access token: temporary failure, try again"}`},
-		{"fatal", broker.Fatalf("revoked secret-detail"), 400,
-			`{"error":"invalid_grant","error_description":"cannot get access token: the credential was refused, see the broker's log"}`},
-		{"unknown account", broker.NewFatal(fmt.Errorf("%w %q", broker.ErrUnknownAccount, "secret-detail")), 400,
-			`{"error":"invalid_grant","error_description":"cannot get access token: the account is not served"}`},
-		{"plain error", errors.New("secret-detail"), 400,
-			`{"error":"invalid_grant","error_description":"cannot get access token: the credential was refused, see the broker's log"}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := &Server{Tokens: &fakeTokens{err: tt.err}}
-			info := start(t, s)
-			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {string(s.secret)}}
-			status, _, body := do(t, "POST", "http://127.0.0.1:"+strconv.Itoa(info.Port)+"/token", form, nil)
-			if status != tt.wantStatus || body != tt.wantBody+"\n" {
-				t.Errorf("got %d %s, want %d %s", status, body, tt.wantStatus, tt.wantBody)
-			}
-		})
 	}
 }
 
