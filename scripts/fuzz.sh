@@ -36,6 +36,7 @@ targets=(
   "./shims/docker            FuzzServeGet"           # docker credential-helper requests
   "./shims/docker            FuzzMergeConfig"        # the user's docker config.json merge
   "./shims/firebase          FuzzTokenRequest"       # firebase-tools token requests
+  "./internal/refreshgrant   FuzzServeToken"         # refresh-token grants of the gsutil and firebase endpoints
   "./sources/userlogin       FuzzPasted"             # pasted login redirects and codes
   "./tokencache              FuzzDecrypt"            # the sealed on-disk token cache
   "./internal/jwtclaims      FuzzExpiry"             # exp and email claims of upstream ID tokens
