@@ -63,6 +63,7 @@ func (o *HTTPOptions) setDefaults() {
 // HTTPServer is a running loopback HTTP server.
 type HTTPServer struct {
 	srv    *http.Server
+	tr     *connTracker
 	port   int
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -112,11 +113,13 @@ func ServeHTTP(h http.Handler, o HTTPOptions) (*HTTPServer, error) {
 			return context.WithValue(ctx, connKey{}, &connInfo{conn: c})
 		},
 	}
-	// One semaphore for both listeners: the cap counts connections to the
+	// One tracker for both listeners: the cap counts connections to the
 	// server, not per address family.
-	sem := make(chan struct{}, o.MaxConns)
+	tr := newConnTracker(o.MaxConns)
+	s.tr = tr
+	s.srv.ConnState = tr.setState
 	for _, ln := range lns {
-		ln := &limitListener{Listener: ln, sem: sem, closed: make(chan struct{})}
+		ln := &limitListener{Listener: ln, tr: tr, closed: make(chan struct{})}
 		s.done.Add(1)
 		go func() {
 			defer s.done.Done()
@@ -224,46 +227,4 @@ func (g *peerGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func refusePeer(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
 	http.Error(w, PeerRefusedMessage, http.StatusForbidden)
-}
-
-// limitListener caps open connections across the listeners sharing sem.
-// A connection over the cap is accepted and then waits, unserved, until
-// another closes. Taking the slot after Accept rather than before matters
-// with two listeners: a slot taken first would sit with whichever listener
-// grabbed it while the waiting connection is on the other.
-type limitListener struct {
-	net.Listener
-	sem       chan struct{}
-	closed    chan struct{}
-	closeOnce sync.Once
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case l.sem <- struct{}{}:
-		return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
-	case <-l.closed:
-		c.Close()
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *limitListener) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
-	return l.Listener.Close()
-}
-
-type limitConn struct {
-	net.Conn
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.release()
-	return err
 }

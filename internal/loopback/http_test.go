@@ -149,38 +149,120 @@ func TestServeHTTPAddresses(t *testing.T) {
 	}
 }
 
-// TestServeHTTPConnCap: with MaxConns=2 a third connection waits, unserved,
-// until one of the first two closes; the cap spans both listeners.
+// waitConns returns once ok holds for the number of s's counted
+// connections that are idle and the number counted in all, so a test
+// knows where the server stands without sleeping.
+func waitConns(t *testing.T, s *HTTPServer, ok func(idle, total int) bool) {
+	t.Helper()
+	for {
+		s.tr.mu.Lock()
+		idle, total := 0, len(s.tr.conns)
+		for _, slot := range s.tr.conns {
+			if slot.state == http.StateIdle {
+				idle++
+			}
+		}
+		changed := s.tr.changed
+		s.tr.mu.Unlock()
+		if ok(idle, total) {
+			return
+		}
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d connections, %d idle: not the state waited for", total, idle)
+		}
+	}
+}
+
+func waitIdle(t *testing.T, s *HTTPServer, n int) {
+	t.Helper()
+	waitConns(t, s, func(idle, _ int) bool { return idle >= n })
+}
+
+// TestServeHTTPConnCap: with MaxConns=2, spread over both listeners, a
+// third connection takes the slot of the connection idle longest and is
+// served at once; when both connections have a request in flight it waits,
+// unserved, until one of them is done.
 func TestServeHTTPConnCap(t *testing.T) {
-	s := serveHTTP(t, echoPath, HTTPOptions{MaxConns: 2, DualIPv6: true})
+	entered := make(chan struct{}, 2)
+	release := make(chan struct{})
+	s := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	}), HTTPOptions{MaxConns: 2, DualIPv6: true})
 	network, addr := "tcp", s.Addr()
 	if haveIPv6Loopback(t) {
 		network, addr = "tcp6", "[::1]:"+strconv.Itoa(s.Port())
 	}
-	second := dialKeepAlive(t, network, addr)
-	first := dialKeepAlive(t, "tcp", s.Addr())
-	for _, c := range []*keepAlive{first, second} {
-		if got := c.do(t, "/held"); got != "200 OK /held" {
+
+	t.Run("idle", func(t *testing.T) {
+		first := dialKeepAlive(t, network, addr)
+		if got := first.do(t, "/held"); got != "200 OK /held" {
 			t.Fatalf("got %q", got)
 		}
-	}
+		waitIdle(t, s, 1)
+		second := dialKeepAlive(t, "tcp", s.Addr())
+		if got := second.do(t, "/held"); got != "200 OK /held" {
+			t.Fatalf("got %q", got)
+		}
+		waitIdle(t, s, 2)
 
-	third := dialKeepAlive(t, "tcp", s.Addr())
-	if err := third.send("/third"); err != nil {
-		t.Fatal(err)
-	}
-	// Showing that nothing happens needs a wait; a slow machine can only
-	// make this test pass wrongly, never fail wrongly.
-	third.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if got, err := third.read(); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("third connection served over the cap: %q, %v", got, err)
-	}
-	third.SetReadDeadline(time.Time{})
+		third := dialKeepAlive(t, "tcp", s.Addr())
+		if got := third.do(t, "/third"); got != "200 OK /third" {
+			t.Fatalf("third connection: %q", got)
+		}
+		if got, err := first.read(); err == nil {
+			t.Fatalf("longest-idle connection still open: read %q", got)
+		}
+		if got := second.do(t, "/again"); got != "200 OK /again" {
+			t.Fatalf("second connection after the eviction: %q", got)
+		}
+		third.Close()
+		second.Close()
+	})
 
-	first.Close()
-	if got, err := third.read(); err != nil || got != "200 OK /third" {
-		t.Fatalf("after a slot freed: %q, %v", got, err)
-	}
+	t.Run("active", func(t *testing.T) {
+		// The previous case's connections must be gone first, and each
+		// connection must be busy before the next is dialed: at the cap a
+		// connection that has not sent its request yet is fair game.
+		waitConns(t, s, func(_, total int) bool { return total == 0 })
+		first := dialKeepAlive(t, network, addr)
+		if err := first.send("/slow"); err != nil {
+			t.Fatal(err)
+		}
+		<-entered
+		second := dialKeepAlive(t, "tcp", s.Addr())
+		if err := second.send("/slow"); err != nil {
+			t.Fatal(err)
+		}
+		<-entered
+
+		third := dialKeepAlive(t, "tcp", s.Addr())
+		if err := third.send("/third"); err != nil {
+			t.Fatal(err)
+		}
+		// Showing that nothing happens needs a wait; a slow machine can
+		// only make this test pass wrongly, never fail wrongly.
+		third.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if got, err := third.read(); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("third connection served while both were busy: %q, %v", got, err)
+		}
+		third.SetReadDeadline(time.Time{})
+
+		close(release)
+		for _, c := range []*keepAlive{first, second} {
+			if got, err := c.read(); err != nil || got != "200 OK /slow" {
+				t.Fatalf("in-flight request: %q, %v", got, err)
+			}
+		}
+		if got, err := third.read(); err != nil || got != "200 OK /third" {
+			t.Fatalf("after a request finished: %q, %v", got, err)
+		}
+	})
 }
 
 // TestServeHTTPClose: Close ends an idle keep-alive connection and one

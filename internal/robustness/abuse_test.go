@@ -92,17 +92,15 @@ func TestSlowloris(t *testing.T) {
 }
 
 // Clients that open many keep-alive connections and leave them idle do not
-// lock a well-behaved client out while they stay under the connection cap
-// (256 per HTTP server). Past the cap the server holds new connections
-// until a slot frees, which for idle keep-alive connections is the idle
-// timeout: see docs/robustness.md for the change that lifts this.
+// lock a well-behaved client out, under the connection cap (256 per HTTP
+// server) or past it, where a newcomer takes the slot of the connection
+// idle longest.
 func TestIdleFlood(t *testing.T) {
 	tests := []struct {
-		idle  int
-		limit string // why the case is skipped, if it is
+		idle int
 	}{
 		{idle: 200},
-		{idle: 300, limit: "past the cap a new connection waits for a slot; internal/loopback does not evict idle connections yet"},
+		{idle: 300},
 	}
 	r := newRig(t, rigOptions{})
 	for _, tt := range tests {
@@ -111,9 +109,6 @@ func TestIdleFlood(t *testing.T) {
 				continue // devshell closes every connection after its one reply
 			}
 			t.Run(fmt.Sprintf("%s/%d", target.Name, tt.idle), func(t *testing.T) {
-				if tt.limit != "" {
-					t.Skip("known limit: " + tt.limit)
-				}
 				r.fetch(t, target)
 				var wg sync.WaitGroup
 				conns := dialMany(t, target.Addr(), tt.idle, func(c net.Conn) error {

@@ -1,0 +1,178 @@
+package loopback
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// connTracker holds the connection cap shared by an HTTP server's
+// listeners and the state of every connection counted against it, so
+// that a newcomer at the cap can take the slot of a connection that is
+// doing nothing. Without that, clients parking idle keep-alive
+// connections (or connections that never send a byte) would lock every
+// other client out until their timeouts ran out.
+type connTracker struct {
+	max int
+
+	mu    sync.Mutex
+	conns map[*limitConn]*connSlot
+	// changed is closed and replaced whenever a slot frees or a
+	// connection turns idle: what a waiting newcomer needs to retry.
+	changed chan struct{}
+}
+
+// connSlot is one counted connection: its http.ConnState and when it
+// entered it, which orders the candidates for eviction.
+type connSlot struct {
+	state http.ConnState
+	since time.Time
+}
+
+func newConnTracker(limit int) *connTracker {
+	return &connTracker{max: limit, conns: make(map[*limitConn]*connSlot), changed: make(chan struct{})}
+}
+
+// admit counts c against the cap. At the cap it closes the connection
+// idle longest, or failing that the one that has sent nothing for
+// longest, and gives c its slot. When every connection has a request in
+// progress it returns false with a channel that is closed on the next
+// change worth retrying for.
+func (t *connTracker) admit(c *limitConn) (bool, <-chan struct{}) {
+	t.mu.Lock()
+	if len(t.conns) < t.max {
+		t.conns[c] = &connSlot{state: http.StateNew, since: time.Now()}
+		t.mu.Unlock()
+		return true, nil
+	}
+	victim := t.victimLocked()
+	if victim == nil {
+		ch := t.changed
+		t.mu.Unlock()
+		return false, ch
+	}
+	// The slot passes to c before the victim is closed, so no other
+	// newcomer can take it in between; the victim's own release later
+	// finds itself gone and frees nothing.
+	delete(t.conns, victim)
+	t.conns[c] = &connSlot{state: http.StateNew, since: time.Now()}
+	t.mu.Unlock()
+	victim.Conn.Close()
+	return true, nil
+}
+
+// victimLocked picks the connection to close for a newcomer: idle
+// keep-alive connections first, longest idle first; then connections
+// that have not sent a byte, oldest first. Connections with a request in
+// progress, and hijacked ones, are never picked.
+func (t *connTracker) victimLocked() *limitConn {
+	var best *limitConn
+	var bestSlot *connSlot
+	for c, s := range t.conns {
+		if s.state != http.StateIdle && s.state != http.StateNew {
+			continue
+		}
+		if bestSlot == nil || rank(s) < rank(bestSlot) ||
+			(rank(s) == rank(bestSlot) && s.since.Before(bestSlot.since)) {
+			best, bestSlot = c, s
+		}
+	}
+	return best
+}
+
+func rank(s *connSlot) int {
+	if s.state == http.StateIdle {
+		return 0
+	}
+	return 1
+}
+
+// setState is the server's ConnState hook.
+func (t *connTracker) setState(nc net.Conn, st http.ConnState) {
+	c, ok := nc.(*limitConn)
+	if !ok {
+		return
+	}
+	if st == http.StateClosed {
+		t.release(c)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.conns[c]
+	if !ok {
+		return // already evicted or released
+	}
+	if st == http.StateNew && s.state == http.StateNew {
+		return // keep the time of accept
+	}
+	s.state, s.since = st, time.Now()
+	if st == http.StateIdle {
+		t.notifyLocked()
+	}
+}
+
+// release frees c's slot, if it still holds one.
+func (t *connTracker) release(c *limitConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.conns[c]; ok {
+		delete(t.conns, c)
+		t.notifyLocked()
+	}
+}
+
+func (t *connTracker) notifyLocked() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// limitListener caps open connections across the listeners sharing tr.
+// A connection over the cap is accepted and then either takes the slot of
+// an idle or silent connection or, when all are busy, waits unserved until
+// one frees. Taking the slot after Accept rather than before matters with
+// two listeners: a slot taken first would sit with whichever listener
+// grabbed it while the waiting connection is on the other.
+type limitListener struct {
+	net.Listener
+	tr        *connTracker
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	lc := &limitConn{Conn: c, tr: l.tr}
+	for {
+		ok, changed := l.tr.admit(lc)
+		if ok {
+			return lc, nil
+		}
+		select {
+		case <-changed:
+		case <-l.closed:
+			c.Close()
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	tr *connTracker
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.tr.release(c)
+	return err
+}
