@@ -136,7 +136,7 @@ func TestTokenEndpoint(t *testing.T) {
 		}, nil, 200, okBody},
 		{"localhost host", "POST", TokenPath, func() (string, []byte) { return mp(secret, "refresh_token") },
 			map[string]string{"Host": "localhost:" + strconv.Itoa(info.Port)}, 200, okBody},
-		{"wrong secret", "POST", TokenPath, func() (string, []byte) { return mp(secret[:len(secret)-1]+"x", "refresh_token") }, nil, 400, badRT},
+		{"wrong secret", "POST", TokenPath, func() (string, []byte) { return mp(otherLast(secret), "refresh_token") }, nil, 400, badRT},
 		{"LUCI's placeholder", "POST", TokenPath, func() (string, []byte) { return mp("ignored-non-empty-value", "refresh_token") }, nil, 400, badRT},
 		{"secret with suffix", "POST", TokenPath, func() (string, []byte) { return mp(secret+"x", "refresh_token") }, nil, 400, badRT},
 		{"no secret", "POST", TokenPath, func() (string, []byte) { return form(url.Values{"grant_type": {"refresh_token"}}) }, nil, 400, badRT},
@@ -329,4 +329,13 @@ func FuzzTokenRequest(f *testing.F) {
 			t.Fatalf("status %d: %s", resp.StatusCode, got)
 		}
 	})
+}
+
+// otherLast returns s with its last character changed, so it is never s.
+func otherLast(s string) string {
+	last := byte('x')
+	if s[len(s)-1] == last {
+		last = 'y'
+	}
+	return s[:len(s)-1] + string(last)
 }

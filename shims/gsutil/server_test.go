@@ -112,6 +112,12 @@ func TestTokenEndpoint(t *testing.T) {
 		}
 		return f
 	}
+	// A secret that differs from the real one in its last character only
+	// (picking a fixed character would match the real one in 1 run of 64).
+	wrong := secret[:63] + "A"
+	if secret[63] == 'A' {
+		wrong = secret[:63] + "B"
+	}
 	okBody := `{"access_token":"tok1","expires_in":1799,"token_type":"Bearer"}` + "\n"
 	badRT := `{"error":"invalid_grant","error_description":"wrong refresh_token (if running via gcloud, set pass_credentials_to_gsutil = false)"}` + "\n"
 	badGrant := `{"error":"unsupported_grant_type","error_description":"expecting 'refresh_token' grant type"}` + "\n"
@@ -128,7 +134,7 @@ func TestTokenEndpoint(t *testing.T) {
 		{"ok", "POST", "/token", good, nil, 200, "application/json", okBody},
 		{"ok on the luci-go path", "POST", "/gsutil/token", good, nil, 200, "application/json", okBody},
 		{"ok with localhost host", "POST", "/token", good, map[string]string{"Host": "localhost:" + strconv.Itoa(info.Port)}, 200, "application/json", okBody},
-		{"wrong refresh token", "POST", "/token", with("refresh_token", secret[:63]+"A"), nil, 400, "application/json", badRT},
+		{"wrong refresh token", "POST", "/token", with("refresh_token", wrong), nil, 400, "application/json", badRT},
 		{"missing refresh token", "POST", "/token", with("refresh_token", "<none>"), nil, 400, "application/json", badRT},
 		{"secret with a suffix", "POST", "/token", with("refresh_token", secret+"x"), nil, 400, "application/json", badRT},
 		{"wrong grant", "POST", "/token", with("grant_type", "authorization_code"), nil, 400, "application/json", badGrant},
