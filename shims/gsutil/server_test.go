@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"credbroker/broker"
+	"credbroker/broker/brokertest"
 )
 
 var (
@@ -280,29 +281,10 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-// testSource mints one-hour tokens numbered from 1.
-type testSource struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (s *testSource) AccessToken(context.Context, []string, time.Duration) (broker.Token, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n++
-	return broker.Token{Value: fmt.Sprintf("real-tok-%d", s.n), Expiry: time.Now().Add(time.Hour)}, nil
-}
-
-func (s *testSource) IDToken(context.Context, string, time.Duration) (broker.Token, error) {
-	return broker.Token{}, broker.NewFatal(broker.ErrNotSupported)
-}
-
-func (s *testSource) Email() string { return "real@example.com" }
-
 func TestRealBroker(t *testing.T) {
 	b := broker.New(broker.Options{})
 	t.Cleanup(b.Close)
-	if err := b.AddAccount("main", &testSource{}); err != nil {
+	if err := b.AddAccount("main", &brokertest.Source{Prefix: "real-tok-", Mail: "real@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{Tokens: b, Account: "main"}
