@@ -41,4 +41,3 @@ func (s *Source) IDToken(context.Context, string, time.Duration) (broker.Token, 
 
 // Email returns Mail.
 func (s *Source) Email() string { return s.Mail }
-
