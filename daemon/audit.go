@@ -32,6 +32,8 @@ type Audit struct {
 	mu  sync.Mutex
 	f   *os.File
 	enc *json.Encoder
+
+	recent eventRing // the last entries, for the dashboard
 }
 
 // OpenAudit opens (creating 0600) the audit log at path for appending.
@@ -59,6 +61,7 @@ func (a *Audit) Log(e AuditEntry) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.recent.add(e)
 	return a.enc.Encode(e)
 }
 

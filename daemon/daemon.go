@@ -53,6 +53,7 @@ type Daemon struct {
 	repo    *authtoken.Repository
 	audit   *Audit
 	metrics *Metrics
+	history history
 	broker  atomic.Pointer[broker.Broker]
 	started time.Time
 
@@ -163,7 +164,11 @@ func (d *Daemon) Start() error {
 			return withPeer(ctx, p)
 		},
 	}
-	d.bg.Add(2)
+	d.bg.Add(3)
+	go func() {
+		defer d.bg.Done()
+		d.historyLoop()
+	}()
 	go func() {
 		defer d.bg.Done()
 		if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

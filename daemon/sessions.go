@@ -534,6 +534,7 @@ func (t *tracked) done(ctx context.Context, e AuditEntry, start time.Time, tok b
 	lat := time.Since(start)
 	e.PeerUID = peerUID(ctx)
 	t.d.metrics.observe(t.frontend, lat, err)
+	t.d.history.observe(t.d.now(), err)
 	e.Time, e.Event, e.Session, e.Frontend = start.UTC(), "issue", t.session, t.frontend
 	e.Latency = float64(lat.Microseconds()) / 1000
 	e.Outcome = "ok"
