@@ -254,13 +254,8 @@ func TestChromiumRevoke(t *testing.T) {
 		t.Errorf("the other session: %+v, %v", in, err)
 	}
 
-	dir := t.ArtifactDir()
-	for name, png := range map[string][]byte{"dashboard.png": before, "dashboard-after-revoke.png": after} {
-		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("screenshots in %s", dir)
+	saveArtifact(t, "dashboard.png", before)
+	saveArtifact(t, "dashboard-after-revoke.png", after)
 }
 
 // waitJS waits until the expression is true on the current page. A poll
@@ -279,5 +274,61 @@ func waitJS(ctx context.Context, expr string) error {
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// TestChromiumFullHour renders an hour of made-up traffic (with failures
+// and a quiet stretch) and a signed-in person, for a screenshot of the
+// chart under load; the page must look right without any script.
+func TestChromiumFullHour(t *testing.T) {
+	chromiumPath(t)
+	o := overview()
+	for i := range o.History {
+		m := &o.History[i]
+		if i >= 20 && i < 28 {
+			*m = daemon.Minute{Start: m.Start} // quiet
+			continue
+		}
+		m.Issued = uint64(20 + (i*37)%45)
+		m.Errors = uint64(map[bool]int{true: 3 + i%4}[i%13 == 5])
+		m.Misses = uint64(1 + (i*7)%5)
+		m.Hits = m.Issued + m.Errors - min(m.Misses, m.Issued)
+	}
+	d := &fakeDaemon{o: o}
+	h, err := dashboard.New(dashboard.Options{Daemon: d, Authorize: owner, SignOut: "/auth/openid/logout?r=/", Location: time.UTC, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	bctx := newChromium(t)
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitJS(bctx, `document.querySelectorAll("svg.chart rect.ok").length === 52 && document.querySelectorAll("svg.chart polyline.line").length === 2`); err != nil {
+		t.Fatalf("chart: %v", err)
+	}
+	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveArtifact(t, "dashboard-full-hour.png", png)
+}
+
+// saveArtifact writes a test artifact to t.ArtifactDir() (kept under
+// -outputdir when go test runs with -artifacts) and, when
+// $CREDBROKER_TEST_ARTIFACTS names a directory, a copy there.
+func saveArtifact(t *testing.T, name string, data []byte) {
+	t.Helper()
+	dirs := []string{t.ArtifactDir()}
+	if d := os.Getenv("CREDBROKER_TEST_ARTIFACTS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	for _, dir := range dirs {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("artifact: %s", path)
 	}
 }

@@ -40,6 +40,9 @@ type Options struct {
 	Authorize func(*http.Request) (who string, ok bool)
 	// SignIn is the link on the refusal page; DefaultSignIn when empty.
 	SignIn string
+	// SignOut, when set, is linked from the page's header (production
+	// mode: "/auth/openid/logout?r=/").
+	SignOut string
 	// Location is the time zone of the times on the page; time.Local
 	// when nil.
 	Location *time.Location
@@ -180,7 +183,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	return pages.ExecuteTemplate(w, "page.html", newPage(o, who, h.csrf(who), h.opts.Location))
+	return pages.ExecuteTemplate(w, "page.html", newPage(o, who, h.csrf(who), h.opts.SignOut, h.opts.Location))
 }
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {

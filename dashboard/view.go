@@ -20,6 +20,7 @@ const shownEvents = 50
 type page struct {
 	Who      string
 	CSRF     string
+	SignOut  string
 	Now      string
 	Zone     string
 	Uptime   string
@@ -80,10 +81,11 @@ type eventRow struct {
 	Detail   string
 }
 
-func newPage(o daemon.Overview, who, csrf string, loc *time.Location) page {
+func newPage(o daemon.Overview, who, csrf, signOut string, loc *time.Location) page {
 	p := page{
 		Who:        who,
 		CSRF:       csrf,
+		SignOut:    signOut,
 		Now:        o.Now.In(loc).Format("2006-01-02 15:04:05"),
 		Zone:       o.Now.In(loc).Format("MST"),
 		Uptime:     duration(o.Now.Sub(o.Started)),
