@@ -236,6 +236,20 @@ func TestChromiumRevoke(t *testing.T) {
 	resp.Body.Close()
 	noSecrets("the page as served", string(raw))
 
+	// A second revoke (a stale tab) finds the session gone.
+	m := csrfField.FindStringSubmatch(string(raw))
+	if m == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	resp, err = http.PostForm(srv.URL+"/sessions/"+a.ID+"/revoke", map[string][]string{"csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("second revoke: %d, want 404", resp.StatusCode)
+	}
+
 	// The session is gone: its record, and its local_auth port.
 	if _, err := d.Lookup(ctx, a.ID); !errors.Is(err, authtoken.ErrNotFound) {
 		t.Errorf("lookup after revoke: %v", err)
