@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -181,9 +182,16 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Rendered whole before the first byte goes out, so a failure is
+	// still an error page and not half a dashboard.
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, "page.html", newPage(o, who, h.csrf(who), h.opts.SignOut, h.opts.Location)); err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	return pages.ExecuteTemplate(w, "page.html", newPage(o, who, h.csrf(who), h.opts.SignOut, h.opts.Location))
+	buf.WriteTo(w) // a client gone away is nothing to report
+	return nil
 }
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
