@@ -13,8 +13,8 @@ import (
 	"strings"
 	"syscall"
 
-	"credbroker/openidstore"
 	"credbroker/protocols/openid"
+	"credbroker/store"
 
 	"github.com/urfave/cli/v2"
 )
@@ -70,12 +70,12 @@ func webAction(c *cli.Context) error {
 
 	srv := &openid.Server{Port: port, Hosts: c.StringSlice("host"), Logger: log}
 	if dsn := c.String("store"); dsn != "" {
-		st, err := openidstore.Open(ctx, dsn)
+		db, err := store.Open(ctx, dsn)
 		if err != nil {
 			return brokerError(err)
 		}
-		defer st.Close()
-		srv.Store = st
+		defer db.Close()
+		srv.Store = db.BrowserSessions()
 	}
 	if c.IsSet("client-id") {
 		if err := configureProduction(c, srv, log); err != nil {

@@ -247,8 +247,12 @@ func (s *Server) cleanLoop(ctx context.Context) {
 	t := time.NewTicker(cleanupEvery)
 	defer t.Stop()
 	for {
-		if _, err := s.Cleanup(ctx); err != nil && ctx.Err() == nil {
+		n, err := s.Cleanup(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("openid: removing expired browser sessions failed", "err", err)
+		}
+		if n > 0 {
+			s.log.Info("openid: removed expired browser sessions and sign-ins", "count", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -258,9 +262,34 @@ func (s *Server) cleanLoop(ctx context.Context) {
 	}
 }
 
-// Cleanup removes expired browser sessions and sign-ins from the Store.
+// Cleanup removes expired browser sessions and sign-ins from the Store,
+// returns how many, and forgets the accounts (and cached tokens) of the
+// sessions that ended: those it removed, and those this server served
+// that are gone from the Store because another server sharing it removed
+// them or signed them out.
 func (s *Server) Cleanup(ctx context.Context) (int, error) {
-	return s.Store.DeleteExpired(ctx, s.now())
+	ids, err := s.Store.DeleteExpired(ctx, s.now())
+	for _, id := range ids {
+		s.dropUser(id)
+	}
+	if err != nil {
+		return len(ids), err
+	}
+	s.usersMu.Lock()
+	held := make([]string, 0, len(s.users))
+	for id := range s.users {
+		held = append(held, id)
+	}
+	s.usersMu.Unlock()
+	for _, id := range held {
+		_, err := s.Store.Get(ctx, id, s.now())
+		if errors.Is(err, ErrNotFound) {
+			s.dropUser(id)
+		} else if err != nil {
+			return len(ids), err
+		}
+	}
+	return len(ids), nil
 }
 
 // Close stops the listener and ends every open connection. Safe to call
