@@ -11,6 +11,10 @@
 // pass the same conformance suites: storetest for session records,
 // openidtest.RunStoreTests for browser sessions.
 //
+// A PostgreSQL password belongs in PGPASSWORD or a ~/.pgpass file, which
+// pgx reads, rather than in the URL: the URL is given as a flag, and
+// process arguments are visible to every user of the host.
+//
 // The returned *DB is a Store (daemon session records);
 // DB.BrowserSessions is an openid.Store on the same database. They are
 // two types because the two interfaces share method names with different

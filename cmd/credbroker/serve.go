@@ -18,7 +18,7 @@ func serveCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "account", Usage: "account `ID` sessions may use (repeatable; default \"task\")", Category: "Accounts"},
 		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` of sessions that name none (default: the first --account)", Category: "Accounts"},
 		&cli.StringFlag{Name: "project", Usage: "project `ID` sessions report unless they name one (default: the key's project_id)", Category: "Accounts"},
-		&cli.StringFlag{Name: "store", Usage: "where sessions are kept: a SQLite file `PATH` or a postgres:// URL (default: state.db in the state directory)"},
+		&cli.StringFlag{Name: "store", Usage: "where sessions are kept: a SQLite file `PATH` or a postgres:// URL, its password in PGPASSWORD or ~/.pgpass (default: state.db in the state directory)"},
 	)
 	return &cli.Command{
 		Name:      "serve",
