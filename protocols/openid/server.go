@@ -264,17 +264,17 @@ func (s *Server) cleanLoop(ctx context.Context) {
 
 // Cleanup removes expired browser sessions and sign-ins from the Store,
 // returns how many, and forgets the accounts (and cached tokens) of the
-// sessions that ended: those it removed, and those this server served
-// that are gone from the Store because another server sharing it removed
+// browser sessions this server served that ended: those it removed, and
+// those gone from the Store because another server sharing it removed
 // them or signed them out.
 func (s *Server) Cleanup(ctx context.Context) (int, error) {
 	ids, err := s.Store.DeleteExpired(ctx, s.now())
+	removed := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		s.dropUser(id)
+		removed[id] = true
 	}
-	if err != nil {
-		return len(ids), err
-	}
+	// Only accounts this server added are looked at: most removed IDs
+	// are abandoned sign-ins, which never had one.
 	s.usersMu.Lock()
 	held := make([]string, 0, len(s.users))
 	for id := range s.users {
@@ -282,14 +282,21 @@ func (s *Server) Cleanup(ctx context.Context) (int, error) {
 	}
 	s.usersMu.Unlock()
 	for _, id := range held {
-		_, err := s.Store.Get(ctx, id, s.now())
-		if errors.Is(err, ErrNotFound) {
-			s.dropUser(id)
-		} else if err != nil {
-			return len(ids), err
+		if !removed[id] {
+			if err != nil {
+				continue // the Store is failing; the next round checks
+			}
+			_, gerr := s.Store.Get(ctx, id, s.now())
+			if gerr == nil {
+				continue
+			}
+			if !errors.Is(gerr, ErrNotFound) {
+				return len(ids), gerr
+			}
 		}
+		s.dropUser(id)
 	}
-	return len(ids), nil
+	return len(ids), err
 }
 
 // Close stops the listener and ends every open connection. Safe to call
