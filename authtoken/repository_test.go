@@ -29,7 +29,7 @@ func (c *clock) Add(d time.Duration) {
 
 type fixture struct {
 	repo  *Repository
-	st    *store.SQLite
+	st    *store.DB
 	clock *clock
 	path  string
 	key   []byte

@@ -250,7 +250,8 @@ func (d *Daemon) sweepLoop() {
 	}
 }
 
-// Sweep fails sessions stuck pending and ends expired or stale ones. The
+// Sweep fails sessions stuck pending, ends expired or stale ones, and
+// deletes the records of sessions that failed over EndedRetention ago. The
 // sweeper calls it periodically; tests call it after moving their clock.
 func (d *Daemon) Sweep(ctx context.Context) {
 	if n, err := d.repo.CloseExpiredPending(ctx); err != nil {
@@ -264,6 +265,11 @@ func (d *Daemon) Sweep(ctx context.Context) {
 	}
 	for _, id := range ids {
 		d.end(id, "expired")
+	}
+	if n, err := d.dropEndedRecords(ctx); err != nil {
+		d.log.Warn("deleting old records of failed sessions", "err", err)
+	} else if n > 0 {
+		d.log.Info("deleted old records of failed sessions", "count", n)
 	}
 }
 

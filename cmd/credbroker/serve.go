@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"credbroker/daemon"
+	"credbroker/store"
 
 	"github.com/urfave/cli/v2"
 )
@@ -17,6 +18,7 @@ func serveCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "account", Usage: "account `ID` sessions may use (repeatable; default \"task\")", Category: "Accounts"},
 		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` of sessions that name none (default: the first --account)", Category: "Accounts"},
 		&cli.StringFlag{Name: "project", Usage: "project `ID` sessions report unless they name one (default: the key's project_id)", Category: "Accounts"},
+		&cli.StringFlag{Name: "store", Usage: "where sessions are kept: a SQLite file `PATH` or a postgres:// URL, its password in PGPASSWORD or ~/.pgpass (default: state.db in the state directory)"},
 	)
 	return &cli.Command{
 		Name:      "serve",
@@ -75,7 +77,18 @@ func serveAction(c *cli.Context) error {
 	if project == "" {
 		project = cred.projectID
 	}
-	d, err := daemon.New(c.Context, daemon.Options{Paths: paths, Key: key, Broker: b, Logger: log, DefaultProject: project})
+	// Without --store the daemon opens state.db itself, once it has
+	// checked that the state directory is private.
+	var st store.Store
+	if dsn := c.String("store"); dsn != "" {
+		db, err := store.Open(c.Context, dsn)
+		if err != nil {
+			b.Close()
+			return brokerError(err)
+		}
+		st = db // the daemon closes it, on failure too
+	}
+	d, err := daemon.New(c.Context, daemon.Options{Paths: paths, Key: key, Broker: b, Store: st, Logger: log, DefaultProject: project})
 	if err != nil {
 		b.Close()
 		return brokerError(err)

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"syscall"
 
-	"credbroker/openidstore"
 	"credbroker/protocols/openid"
+	"credbroker/store"
 
 	"github.com/urfave/cli/v2"
 )
@@ -46,7 +46,7 @@ func webCommand() *cli.Command {
 			&cli.StringFlag{Name: "client-secret-file", Usage: "production: file holding the OAuth client secret", Category: "Production"},
 			&cli.StringFlag{Name: "redirect-url", Usage: "production: this server's callback `URL`, as registered, ending in " + openid.PathCallback, Category: "Production"},
 			&cli.StringFlag{Name: "aead-key-file", Usage: "production: key file (lines of \"ID BASE64\", first seals)", Category: "Production"},
-			&cli.StringFlag{Name: "store", Usage: "browser-session store: a SQLite file `PATH` or a postgres:// URL (default: in memory)", Category: "Production"},
+			&cli.StringFlag{Name: "store", Usage: "browser-session store: a SQLite file `PATH` or a postgres:// URL, its password in PGPASSWORD or ~/.pgpass (default: in memory)", Category: "Production"},
 			&cli.StringFlag{Name: "new-aead-key-file", Usage: "write a new key file at `PATH` (mode 0600) and exit", Category: "Production"},
 		),
 		Action: webAction,
@@ -70,12 +70,12 @@ func webAction(c *cli.Context) error {
 
 	srv := &openid.Server{Port: port, Hosts: c.StringSlice("host"), Logger: log}
 	if dsn := c.String("store"); dsn != "" {
-		st, err := openidstore.Open(ctx, dsn)
+		db, err := store.Open(ctx, dsn)
 		if err != nil {
 			return brokerError(err)
 		}
-		defer st.Close()
-		srv.Store = st
+		defer db.Close()
+		srv.Store = db.BrowserSessions()
 	}
 	if c.IsSet("client-id") {
 		if err := configureProduction(c, srv, log); err != nil {

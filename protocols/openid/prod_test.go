@@ -217,8 +217,8 @@ func TestCookieTamperingExpiryAndRotation(t *testing.T) {
 		if s, _ := stateWith(t, info.URL, ck.Value); s.Identity != openid.Anonymous {
 			t.Errorf("expired cookie accepted: %+v", s)
 		}
-		if n, err := st.DeleteExpired(context.Background(), c.Now()); err != nil || n == 0 {
-			t.Errorf("DeleteExpired = %d, %v; want the expired sessions gone", n, err)
+		if ids, err := st.DeleteExpired(context.Background(), c.Now()); err != nil || len(ids) == 0 {
+			t.Errorf("DeleteExpired = %q, %v; want the expired sessions gone", ids, err)
 		}
 	})
 }

@@ -247,8 +247,12 @@ func (s *Server) cleanLoop(ctx context.Context) {
 	t := time.NewTicker(cleanupEvery)
 	defer t.Stop()
 	for {
-		if _, err := s.Cleanup(ctx); err != nil && ctx.Err() == nil {
+		n, err := s.Cleanup(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("openid: removing expired browser sessions failed", "err", err)
+		}
+		if n > 0 {
+			s.log.Info("openid: removed expired browser sessions and sign-ins", "count", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -258,9 +262,41 @@ func (s *Server) cleanLoop(ctx context.Context) {
 	}
 }
 
-// Cleanup removes expired browser sessions and sign-ins from the Store.
+// Cleanup removes expired browser sessions and sign-ins from the Store,
+// returns how many, and forgets the accounts (and cached tokens) of the
+// browser sessions this server served that ended: those it removed, and
+// those gone from the Store because another server sharing it removed
+// them or signed them out.
 func (s *Server) Cleanup(ctx context.Context) (int, error) {
-	return s.Store.DeleteExpired(ctx, s.now())
+	ids, err := s.Store.DeleteExpired(ctx, s.now())
+	removed := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		removed[id] = true
+	}
+	// Only accounts this server added are looked at: most removed IDs
+	// are abandoned sign-ins, which never had one.
+	s.usersMu.Lock()
+	held := make([]string, 0, len(s.users))
+	for id := range s.users {
+		held = append(held, id)
+	}
+	s.usersMu.Unlock()
+	for _, id := range held {
+		if !removed[id] {
+			if err != nil {
+				continue // the Store is failing; the next round checks
+			}
+			_, gerr := s.Store.Get(ctx, id, s.now())
+			if gerr == nil {
+				continue
+			}
+			if !errors.Is(gerr, ErrNotFound) {
+				return len(ids), gerr
+			}
+		}
+		s.dropUser(id)
+	}
+	return len(ids), err
 }
 
 // Close stops the listener and ends every open connection. Safe to call

@@ -3,7 +3,6 @@ package openid
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -58,9 +57,11 @@ type Store interface {
 	// (expired or not). The report makes a sign-in usable once even when
 	// two servers race on it.
 	Delete(ctx context.Context, id string) (bool, error)
-	// DeleteExpired removes the records that expired before now and
-	// returns how many.
-	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+	// DeleteExpired removes the records that expired at or before now
+	// and returns their IDs, so the server can forget the accounts of
+	// the browser sessions that ended. With several servers on one
+	// Store, each removed ID is returned to one of them only.
+	DeleteExpired(ctx context.Context, now time.Time) ([]string, error)
 }
 
 // MemStore is a Store in memory, for local mode and tests.
@@ -127,12 +128,18 @@ func (m *MemStore) Delete(_ context.Context, id string) (bool, error) {
 	return ok, nil
 }
 
-func (m *MemStore) DeleteExpired(_ context.Context, now time.Time) (int, error) {
+func (m *MemStore) DeleteExpired(_ context.Context, now time.Time) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := len(m.rows)
-	maps.DeleteFunc(m.rows, func(_ string, s Session) bool { return !now.Before(s.Expires) })
-	return n - len(m.rows), nil
+	var ids []string
+	for id, s := range m.rows {
+		if !now.Before(s.Expires) {
+			ids = append(ids, id)
+			delete(m.rows, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // All returns every record, for tests and the status page.

@@ -67,9 +67,12 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) openid.Store) {
 		if err := st.Create(ctx, other); err != nil {
 			t.Fatal(err)
 		}
-		n, err := st.DeleteExpired(ctx, t0.Add(90*time.Minute))
-		if err != nil || n != 1 {
-			t.Fatalf("DeleteExpired = %d, %v; want 1", n, err)
+		ids, err := st.DeleteExpired(ctx, t0.Add(90*time.Minute))
+		if err != nil || len(ids) != 1 || ids[0] != sess.ID {
+			t.Fatalf("DeleteExpired = %q, %v; want [%q]", ids, err, sess.ID)
+		}
+		if ids, err := st.DeleteExpired(ctx, t0.Add(90*time.Minute)); err != nil || len(ids) != 0 {
+			t.Errorf("second DeleteExpired = %q, %v; want nothing", ids, err)
 		}
 		if _, err := st.Get(ctx, other.ID, t0); err != nil {
 			t.Errorf("the live record went: %v", err)

@@ -1,4 +1,4 @@
-package openidstore_test
+package store_test
 
 import (
 	"context"

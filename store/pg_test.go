@@ -1,4 +1,4 @@
-package openidstore_test
+package store_test
 
 import (
 	"context"
@@ -44,9 +44,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// postgresURL returns the URL of a fresh, empty database on the test
-// server, starting the server at first use, or skips the test with the
-// reason it cannot.
+// postgresURL returns the URL of a fresh, empty schema on the test
+// server (a schema is much cheaper to make than a database; the URL's
+// search_path puts every table in it), starting the server at first use,
+// or skips the test with the reason it cannot.
 func postgresURL(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -57,19 +58,25 @@ func postgresURL(t *testing.T) string {
 		t.Skip(pgSkip)
 	}
 	name := fmt.Sprintf("t%d", pgCounter.Add(1))
-	admin, err := sql.Open("pgx", pg.url("postgres"))
+	admin, err := sql.Open("pgx", pg.url(""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+	if _, err := admin.Exec("CREATE SCHEMA " + name); err != nil {
 		t.Fatal(err)
 	}
 	return pg.url(name)
 }
 
-func (p *pgServer) url(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", p.port, db)
+// url names the server's postgres database, with schema first on the
+// search path when given.
+func (p *pgServer) url(schema string) string {
+	u := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
+	if schema != "" {
+		u += "&search_path=" + schema
+	}
+	return u
 }
 
 // findPostgresBin finds initdb: on PATH, or where Debian puts it.
@@ -108,7 +115,7 @@ func startPostgres() (*pgServer, string) {
 			return nil, "running as root with neither a postgres nor a nobody user to start PostgreSQL as"
 		}
 	}
-	dir, err := os.MkdirTemp("", "openidstore-pg-")
+	dir, err := os.MkdirTemp("", "store-pg-")
 	if err != nil {
 		return nil, err.Error()
 	}
