@@ -6,7 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-		"strings"
+	"strings"
 	"testing"
 
 	"credbroker/internal/fakeoidc"
