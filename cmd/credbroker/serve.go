@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"credbroker/broker"
 	"credbroker/daemon"
 
 	"github.com/urfave/cli/v2"
@@ -18,10 +19,11 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "default-account", Usage: "the account `ID` of sessions that name none (default: the first --account)", Category: "Accounts"},
 		&cli.StringFlag{Name: "project", Usage: "project `ID` sessions report unless they name one (default: the key's project_id)", Category: "Accounts"},
 	)
+	flags = append(flags, serveWebFlags()...)
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "run the broker daemon that hosts sessions",
-		UsageText: "credbroker serve [--dev | --service-account-json PATH] [flags]",
+		UsageText: "credbroker serve [--dev | --service-account-json PATH] [flags]\n   credbroker serve --web 127.0.0.1:PORT [--client-id ID ...] [flags]\n   credbroker serve --web 0.0.0.0:8443 --web-tls-cert FILE --web-tls-key FILE --client-id ID --client-secret-file PATH --redirect-url URL --aead-key-file PATH [--web-allow EMAIL] [flags]",
 		Description: "Holds the credential and hosts sessions made with `credbroker session create` and\n" +
 			"`credbroker run --daemon`. The admin API listens on a unix socket (0600) in\n" +
 			"$XDG_RUNTIME_DIR/credbroker (else a per-user directory in the temporary directory)\n" +
@@ -30,7 +32,8 @@ func serveCommand() *cli.Command {
 			"(~/.config; made on first start) or $" + daemon.KeyEnv + ". Issuances go to audit.log beside\n" +
 			"the database.\n\n" +
 			"SIGTERM or SIGINT: stop; sessions come back on the same ports at the next start.\n" +
-			"SIGHUP: read the credential again (a rotated key file) without touching sessions.",
+			"SIGHUP: read the credential again (a rotated key file) without touching sessions.\n\n" +
+			serveWebHelp,
 		Flags:  flags,
 		Action: serveAction,
 	}
@@ -48,6 +51,16 @@ func serveAction(c *cli.Context) error {
 	log, err := newLogger(c)
 	if err != nil {
 		return err
+	}
+	// The web front-end serves the daemon's token core of the moment,
+	// which SIGHUP replaces; d is set before the front-end starts.
+	var d *daemon.Daemon
+	web, closeWeb, err := prepareServeWeb(c, log, currentTokens(func() *broker.Broker { return d.Broker() }))
+	if err != nil {
+		return err
+	}
+	if closeWeb != nil {
+		defer closeWeb()
 	}
 	cred, err := selectCredential(c, log)
 	if err != nil {
@@ -75,7 +88,7 @@ func serveAction(c *cli.Context) error {
 	if project == "" {
 		project = cred.projectID
 	}
-	d, err := daemon.New(c.Context, daemon.Options{Paths: paths, Key: key, Broker: b, Logger: log, DefaultProject: project})
+	d, err = daemon.New(c.Context, daemon.Options{Paths: paths, Key: key, Broker: b, Logger: log, DefaultProject: project})
 	if err != nil {
 		b.Close()
 		return brokerError(err)
@@ -86,12 +99,27 @@ func serveAction(c *cli.Context) error {
 		return brokerError(err)
 	}
 	log.Info("serving", "socket", paths.Socket())
+	if web != nil {
+		web.Home = webHome(web, d, dashboardAuthorizer(web, c.StringSlice("web-allow"), !production(c)))
+		info, err := web.Start(c.Context)
+		if err != nil {
+			d.Shutdown(context.Background())
+			d.Broker().Close()
+			return brokerError(err)
+		}
+		defer web.Close()
+		announceWeb(c.App.Writer, info)
+	}
 
 	for sig := range sigs {
 		if sig != syscall.SIGHUP {
 			break
 		}
 		reloadCredential(c, d, ids, def)
+	}
+	if web != nil {
+		// First, so no browser request outlives the token core.
+		web.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
