@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +20,8 @@ import (
 	"credbroker/internal/fakeoidc"
 	"credbroker/protocols/openid"
 	"credbroker/protocols/openid/openidtest"
+
+	"github.com/urfave/cli/v2"
 )
 
 var serveWebURL = regexp.MustCompile(`(?m)^credbroker web: (local|production) mode on (https?://127\.0\.0\.1:\d+)/$`)
@@ -213,6 +217,14 @@ func TestServeWebTLSProduction(t *testing.T) {
 	if !session {
 		t.Errorf("no session cookie set among %v", set)
 	}
+	// The Host check holds over TLS too.
+	req, _ := http.NewRequest(http.MethodGet, base+openid.PathState, nil)
+	req.Host = fmt.Sprintf("evil.example:%d", port)
+	if resp, err := br.Client.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a rebound Host: %v, %v; want 403", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// Plain HTTP on the port gets nothing served.
 	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, openid.PathState)); err == nil {
 		resp.Body.Close()
@@ -295,4 +307,43 @@ func TestDashboardAuthorizer(t *testing.T) {
 			t.Error("an empty allow list admitted someone")
 		}
 	})
+}
+
+// TestConfigureWebHosts: production mode accepts the Host of the redirect
+// URL, the name browsers reach the server by, besides --host.
+func TestConfigureWebHosts(t *testing.T) {
+	dir := t.TempDir()
+	secret, keys := filepath.Join(dir, "secret"), filepath.Join(dir, "keys")
+	os.WriteFile(secret, []byte("s\n"), 0o600)
+	if code := realMain([]string{"credbroker", "web", "--new-aead-key-file", keys}, &strings.Builder{}, &strings.Builder{}); code != 0 {
+		t.Fatalf("--new-aead-key-file exited %d", code)
+	}
+	tests := []struct {
+		redirect string
+		want     []string
+	}{
+		{"https://broker.example.com:8443" + openid.PathCallback, []string{"proxy.example", "broker.example.com:8443"}},
+		// No port: browsers send none for 443, and the name alone admits any.
+		{"https://broker.example.com" + openid.PathCallback, []string{"proxy.example", "broker.example.com"}},
+		{"http://127.0.0.1:8800" + openid.PathCallback, []string{"proxy.example", "127.0.0.1:8800"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.redirect, func(t *testing.T) {
+			var got []string
+			app := &cli.App{
+				Flags: webFlags("", ""),
+				Action: func(c *cli.Context) error {
+					srv := &openid.Server{}
+					err := configureWeb(c, srv, slog.New(slog.DiscardHandler), nil)
+					got = srv.Hosts
+					return err
+				},
+			}
+			err := app.Run([]string{"credbroker", "--host", "proxy.example", "--client-id", "c", "--client-secret-file", secret,
+				"--redirect-url", tt.redirect, "--aead-key-file", keys})
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("Hosts = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
 }
