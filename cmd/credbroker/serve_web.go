@@ -36,8 +36,8 @@ func serveWebFlags() []cli.Flag {
 // serveWebHelp is the part of serve's description about --web.
 const serveWebHelp = "--web HOST:PORT also serves the browser front-end of `credbroker web` from this\n" +
 	"process: /auth/openid/* and, at /, the dashboard. On a loopback address it runs in\n" +
-	"local mode (sign-in faked, /auth/openid/state serves the daemon's default account,\n" +
-	"following SIGHUP reloads) or in production mode with --client-id and the flags of\n" +
+	"local mode (sign-in faked, /auth/openid/state serves the daemon's default account\n" +
+	"to this user's processes only, following SIGHUP reloads) or in production mode with --client-id and the flags of\n" +
 	"`credbroker web`. Any other address (0.0.0.0:8443, a LAN address) is served only\n" +
 	"over HTTPS (--web-tls-cert and --web-tls-key) and only in production mode, where\n" +
 	"the Host browsers send is the --redirect-url's (add others with --host) and the\n" +

@@ -30,7 +30,8 @@ func webCommand() *cli.Command {
 		Usage:     "serve /auth/openid/* so browser apps on this origin get the user's tokens from JavaScript",
 		UsageText: "credbroker web [--addr 127.0.0.1:PORT] [--dev | --service-account-json PATH]\n   credbroker web --client-id ID --client-secret-file PATH --redirect-url URL --aead-key-file PATH [--store DSN]\n   credbroker web --new-aead-key-file PATH",
 		Description: "Local mode (the default, no configuration): sign-in is faked and /auth/openid/state\n" +
-			"serves the broker's own credential, for developing a single-page app on localhost.\n\n" +
+			"serves the broker's own credential, for developing a single-page app on localhost;\n" +
+			"only this user's processes (the browser) are answered.\n\n" +
 			"Production mode (--client-id): the OpenID Connect code flow with PKCE against the\n" +
 			"issuer (Google by default); refresh tokens stay in the session store, sealed with the\n" +
 			"AEAD key file, which servers sharing a --store postgres://... database share too.\n" +

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"credbroker/broker"
+	"credbroker/internal/loopback"
 	"credbroker/protocols/openid"
 
 	"github.com/urfave/cli/v2"
@@ -59,6 +60,11 @@ func configureWeb(c *cli.Context, srv *openid.Server, log *slog.Logger, localTok
 		return err
 	}
 	srv.Tokens = tokens
+	if loopback.PeerUIDSupported {
+		// /state hands out the broker's own tokens: to this user's
+		// browser, not to another user's process on the same machine.
+		srv.AllowPeer = loopback.SameUser
+	}
 	srv.Audience = c.String("audience")
 	if s := c.String("scopes"); s != "" {
 		srv.Scopes = parseScopes(s)

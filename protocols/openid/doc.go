@@ -72,6 +72,9 @@
 // write and idle timeouts, a header size limit, a cap on open connections
 // (at the cap newcomers wait to be accepted), TLS 1.2 or later over
 // HTTP/1.1, and Close ends every connection, idle keep-alive ones included.
+// Server.AllowPeer restricts a loopback server to some local processes
+// (loopback.SameUser: the user's own browser), which local mode wants on a
+// machine shared with other users.
 //
 // # Hosts
 //

@@ -43,7 +43,7 @@ type netServer struct {
 }
 
 // serveNet listens on addr and serves h there; with cfg, HTTPS only.
-func serveNet(h http.Handler, addr string, cfg *tls.Config, log *slog.Logger) (*netServer, error) {
+func serveNet(h http.Handler, addr string, cfg *tls.Config, allowPeer func(net.Conn) bool, log *slog.Logger) (*netServer, error) {
 	if cfg != nil && len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
 		return nil, errors.New("TLSConfig has no certificate")
 	}
@@ -52,8 +52,12 @@ func serveNet(h http.Handler, addr string, cfg *tls.Config, log *slog.Logger) (*
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	bound := raw.Addr().(*net.TCPAddr)
+	if allowPeer != nil {
+		raw = &peerListener{Listener: raw, allow: allowPeer, log: log}
+	}
 	// The cap wraps the TCP listener, under TLS: a connection holds its
-	// slot from accept, through the handshake, to close.
+	// slot from accept, through the handshake, to close. A refused peer
+	// takes none.
 	ln := netutil.LimitListener(raw, netMaxConns)
 	if cfg != nil {
 		cfg = cfg.Clone()
@@ -114,4 +118,26 @@ func (s *netServer) Close() error {
 		s.done.Wait()
 	})
 	return s.err
+}
+
+// peerListener closes connections from peers allow refuses before
+// anything is read from them, the TLS handshake included.
+type peerListener struct {
+	net.Listener
+	allow func(net.Conn) bool
+	log   *slog.Logger
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.allow(c) {
+			return c, nil
+		}
+		l.log.Warn("openid: refused a connection from another user", "remote", c.RemoteAddr().String())
+		c.Close()
+	}
 }

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"credbroker/internal/fakeoidc"
+	"credbroker/internal/loopback"
 	"credbroker/protocols/openid"
 	"credbroker/protocols/openid/openidtest"
 )
@@ -148,5 +151,48 @@ func TestTLSCloseEndsIdleConnections(t *testing.T) {
 	}
 	if _, err := rd.ReadByte(); err == nil {
 		t.Error("the idle connection is still open after Close")
+	}
+}
+
+// TestAllowPeer: a refused peer gets loopback's 403 on the plain loopback
+// server and a closed connection on the TLS one; an accepted one is
+// served.
+func TestAllowPeer(t *testing.T) {
+	cert := openidtest.NewCert(t)
+	refuse := func(net.Conn) bool { return false }
+	allow := func(net.Conn) bool { return true }
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			start := func(peer func(net.Conn) bool) string {
+				_, info, _ := startLocal(t, newClock(), func(s *openid.Server) {
+					s.AllowPeer = peer
+					if useTLS {
+						s.TLSConfig = cert.ServerConfig()
+					}
+				})
+				return info.URL
+			}
+			br := openidtest.NewBrowser(t)
+			cert.Trust(br)
+			if st := br.State(start(allow)); st.Identity != openid.Anonymous {
+				t.Errorf("allowed peer: %+v", st)
+			}
+			resp, err := br.Client.Get(start(refuse) + openid.PathState)
+			if useTLS {
+				if err == nil {
+					resp.Body.Close()
+					t.Errorf("refused peer served over TLS: %d", resp.StatusCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusForbidden || trim(string(body)) != loopback.PeerRefusedMessage {
+				t.Errorf("refused peer: %d %q", resp.StatusCode, body)
+			}
+		})
 	}
 }

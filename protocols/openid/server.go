@@ -110,6 +110,14 @@ type Server struct {
 	// certificate in it), on loopback or Addr; the cookies then get
 	// Secure and the __Host- prefix.
 	TLSConfig *tls.Config
+	// AllowPeer, when set, is asked once per connection whether the
+	// process at the other end may be served; loopback.SameUser is the
+	// usual choice in local mode, where /state hands out the broker's own
+	// tokens. A refused connection gets 403 with
+	// loopback.PeerRefusedMessage on loopback's server, and is closed at
+	// once on Addr or with TLS. It asks the kernel about loopback peers
+	// only: leave it nil on an Addr other machines reach.
+	AllowPeer func(net.Conn) bool
 	// Hosts are extra Host header values accepted ("name" or
 	// "name:port"), e.g. the name a reverse proxy forwards, or the name
 	// the server is reached by on Addr.
@@ -182,9 +190,9 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 	var srv httpServer
 	var err error
 	if s.Addr == "" && s.TLSConfig == nil {
-		srv, err = loopback.ServeHTTP(s.handler, loopback.HTTPOptions{Port: s.Port, Logger: s.log})
+		srv, err = loopback.ServeHTTP(s.handler, loopback.HTTPOptions{Port: s.Port, AllowPeer: s.AllowPeer, Logger: s.log})
 	} else {
-		srv, err = serveNet(s.handler, s.listenAddr(), s.TLSConfig, s.log)
+		srv, err = serveNet(s.handler, s.listenAddr(), s.TLSConfig, s.AllowPeer, s.log)
 	}
 	if err != nil {
 		s.closeOwn()
