@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"credbroker/broker"
 	"credbroker/protocols/openid"
 	"credbroker/store"
 
@@ -29,23 +30,16 @@ func webCommand() *cli.Command {
 		Usage:     "serve /auth/openid/* so browser apps on this origin get the user's tokens from JavaScript",
 		UsageText: "credbroker web [--addr 127.0.0.1:PORT] [--dev | --service-account-json PATH]\n   credbroker web --client-id ID --client-secret-file PATH --redirect-url URL --aead-key-file PATH [--store DSN]\n   credbroker web --new-aead-key-file PATH",
 		Description: "Local mode (the default, no configuration): sign-in is faked and /auth/openid/state\n" +
-			"serves the broker's own credential, for developing a single-page app on localhost.\n\n" +
+			"serves the broker's own credential, for developing a single-page app on localhost;\n" +
+			"only this user's processes (the browser) are answered.\n\n" +
 			"Production mode (--client-id): the OpenID Connect code flow with PKCE against the\n" +
 			"issuer (Google by default); refresh tokens stay in the session store, sealed with the\n" +
 			"AEAD key file, which servers sharing a --store postgres://... database share too.\n" +
 			"The client secret is read from --client-secret-file or $" + clientSecretEnv + ".\n\n" +
 			"The page at / says which mode runs and shows what /auth/openid/state answers.\n" +
 			"Only loopback addresses are served; TLS and other addresses come with `serve --web`.",
-		Flags: append(append(credentialFlags(), logFlags()...),
+		Flags: append(append(append(credentialFlags(), logFlags()...), webFlags("Web", "Production")...),
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8800", Usage: "loopback `HOST:PORT` to serve on (port 0 picks one)"},
-			&cli.StringSliceFlag{Name: "host", Usage: "extra Host header `NAME[:PORT]` to accept, e.g. a proxy's (repeatable)", Category: "Web"},
-			&cli.StringFlag{Name: "scopes", Usage: "local mode: access-token scopes, space-separated (default userinfo.email)", Category: "Web"},
-			&cli.StringFlag{Name: "audience", Value: openid.DefaultLocalAudience, Usage: "local mode: audience of the ID tokens", Category: "Web"},
-			&cli.StringFlag{Name: "issuer", Value: openid.GoogleIssuer, Usage: "production: the OpenID Connect issuer `URL`", Category: "Production"},
-			&cli.StringFlag{Name: "client-id", Usage: "production: the OAuth client `ID` (selects production mode)", Category: "Production"},
-			&cli.StringFlag{Name: "client-secret-file", Usage: "production: file holding the OAuth client secret", Category: "Production"},
-			&cli.StringFlag{Name: "redirect-url", Usage: "production: this server's callback `URL`, as registered, ending in " + openid.PathCallback, Category: "Production"},
-			&cli.StringFlag{Name: "aead-key-file", Usage: "production: key file (lines of \"ID BASE64\", first seals)", Category: "Production"},
 			&cli.StringFlag{Name: "store", Usage: "browser-session store: a SQLite file `PATH` or a postgres:// URL, its password in PGPASSWORD or ~/.pgpass (default: in memory)", Category: "Production"},
 			&cli.StringFlag{Name: "new-aead-key-file", Usage: "write a new key file at `PATH` (mode 0600) and exit", Category: "Production"},
 		),
@@ -68,7 +62,7 @@ func webAction(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv := &openid.Server{Port: port, Hosts: c.StringSlice("host"), Logger: log}
+	srv := &openid.Server{Port: port, Logger: log}
 	if dsn := c.String("store"); dsn != "" {
 		db, err := store.Open(ctx, dsn)
 		if err != nil {
@@ -77,28 +71,24 @@ func webAction(c *cli.Context) error {
 		defer db.Close()
 		srv.Store = db.BrowserSessions()
 	}
-	if c.IsSet("client-id") {
-		if err := configureProduction(c, srv, log); err != nil {
-			return err
+	var b *broker.Broker
+	defer func() {
+		if b != nil {
+			b.Close()
 		}
-	} else {
-		if c.IsSet("client-secret-file") || c.IsSet("redirect-url") || c.IsSet("aead-key-file") {
-			return usageError("--client-secret-file, --redirect-url and --aead-key-file need --client-id (production mode)")
-		}
+	}()
+	err = configureWeb(c, srv, log, func() (openid.Tokens, error) {
 		cred, err := selectCredential(c, log)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		b, err := newBroker(cred, []string{defaultAccountID}, defaultAccountID, log)
-		if err != nil {
-			return brokerError(err)
+		if b, err = newBroker(cred, []string{defaultAccountID}, defaultAccountID, log); err != nil {
+			return nil, brokerError(err)
 		}
-		defer b.Close()
-		srv.Tokens = b
-		srv.Audience = c.String("audience")
-		if s := c.String("scopes"); s != "" {
-			srv.Scopes = parseScopes(s)
-		}
+		return b, nil
+	})
+	if err != nil {
+		return err
 	}
 	return serveWeb(ctx, srv, c.App.Writer)
 }
@@ -110,10 +100,7 @@ func serveWeb(ctx context.Context, srv *openid.Server, out io.Writer) error {
 		return brokerError(err)
 	}
 	defer srv.Close()
-	fmt.Fprintf(out, "credbroker web: %s mode on %s/\n", info.Mode, info.URL)
-	if info.Mode == openid.Local {
-		fmt.Fprintln(out, "sign-in is faked; /auth/openid/state serves this broker's own credential")
-	}
+	announceWeb(out, info)
 	<-ctx.Done()
 	return nil
 }

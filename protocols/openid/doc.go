@@ -46,7 +46,8 @@
 // server's AEAD keys. The session cookie carries nothing but a random
 // session reference sealed with the same keys (XChaCha20-Poly1305, a key id
 // in the clear so keys can rotate); it is HttpOnly, SameSite=Lax, and
-// Secure with the __Host- prefix when the redirect URL is https. /state
+// Secure with the __Host- prefix when the redirect URL is https or the
+// server itself speaks TLS. /state
 // mints tokens through a broker (one account per browser session, whose
 // source uses the refresh token), so they are cached and refreshed ahead
 // like every other token credbroker serves.
@@ -59,9 +60,36 @@
 // developing an app on localhost against the developer's own credentials;
 // the status page says which mode runs.
 //
+// # Where it listens
+//
+// By default the server binds 127.0.0.1 on Server.Port, through
+// internal/loopback like every front-end. Server.TLSConfig makes it speak
+// HTTPS only; Server.Addr makes it listen elsewhere, e.g. 0.0.0.0:8443 for
+// browsers on other machines. An Addr that is not loopback is refused
+// unless the server has both TLS and production mode: local mode serves the
+// broker's own tokens to whoever asks, and session cookies must not cross a
+// network in the clear. Off loopback the same limits hold: header, read,
+// write and idle timeouts, a header size limit, a cap on open connections
+// (at the cap newcomers wait to be accepted), TLS 1.2 or later over
+// HTTP/1.1, and Close ends every connection, idle keep-alive ones included.
+// Server.AllowPeer restricts a loopback server to some local processes
+// (loopback.SameUser: the user's own browser), which local mode wants on a
+// machine shared with other users.
+//
 // # Hosts
 //
 // Every request's Host must name the server (127.0.0.1, [::1] or localhost
-// with its port, or one of Server.Hosts), which defeats DNS rebinding.
-// /state also refuses requests a browser marks as cross-site.
+// with its port, or one of Server.Hosts), which defeats DNS rebinding. A
+// server reached by another name, through a proxy or on Addr, lists that
+// name in Server.Hosts. /state also refuses requests a browser marks as
+// cross-site.
+//
+// # Who is signed in
+//
+// Server.SignedIn tells pages served beside the endpoints (Server.Home, a
+// dashboard) who made a request: in local mode always the broker's owner
+// (the default account's email); in production mode the email of the
+// browser session the request's cookie refers to, if that cookie opens, has
+// not expired and its session is still stored. Deciding what that person
+// may see is the page's business.
 package openid

@@ -2,9 +2,11 @@ package openid
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -98,8 +100,27 @@ type Server struct {
 	SessionTTL time.Duration
 	// Port is the TCP port on loopback; 0 picks a free one.
 	Port int
+	// Addr, when set, is the "HOST:PORT" to listen on instead of
+	// loopback's Port, e.g. "0.0.0.0:8443" or a LAN address ("" host and
+	// port 0 work as for net.Listen). An address that is not loopback
+	// needs TLSConfig and production mode: local mode would hand the
+	// broker's own tokens to anyone on the network.
+	Addr string
+	// TLSConfig, when set, makes the server speak HTTPS only (with a
+	// certificate in it), on loopback or Addr; the cookies then get
+	// Secure and the __Host- prefix.
+	TLSConfig *tls.Config
+	// AllowPeer, when set, is asked once per connection whether the
+	// process at the other end may be served; loopback.SameUser is the
+	// usual choice in local mode, where /state hands out the broker's own
+	// tokens. A refused connection gets 403 with
+	// loopback.PeerRefusedMessage on loopback's server, and is closed at
+	// once on Addr or with TLS. It asks the kernel about loopback peers
+	// only: leave it nil on an Addr other machines reach.
+	AllowPeer func(net.Conn) bool
 	// Hosts are extra Host header values accepted ("name" or
-	// "name:port"), e.g. the name a reverse proxy forwards.
+	// "name:port"), e.g. the name a reverse proxy forwards, or the name
+	// the server is reached by on Addr.
 	Hosts []string
 	// Home serves every path outside /auth/openid/: the app's pages, a
 	// dashboard. Defaults to a status page at "/" saying which mode runs.
@@ -113,7 +134,7 @@ type Server struct {
 	mu       sync.Mutex
 	started  bool
 	closed   bool
-	srv      *loopback.HTTPServer
+	srv      httpServer
 	handler  http.Handler
 	ownUsers *broker.Broker
 	stop     context.CancelFunc
@@ -137,8 +158,18 @@ type Server struct {
 type Info struct {
 	Mode Mode
 	Port int
-	// URL is the server's base URL on loopback, e.g. http://127.0.0.1:8080.
+	// URL is the server's base URL, e.g. http://127.0.0.1:8080, or
+	// https://192.0.2.1:8443 on Addr with TLSConfig. A server on a
+	// wildcard address gives its loopback URL.
 	URL string
+}
+
+// httpServer is a running listener: *loopback.HTTPServer, or a
+// netServer on Addr or with TLS.
+type httpServer interface {
+	Port() int
+	Addr() string
+	Close() error
 }
 
 // Start checks the configuration, discovers the provider in production
@@ -156,7 +187,13 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 		return Info{}, err
 	}
 	s.port.Store(int64(s.Port))
-	srv, err := loopback.ServeHTTP(s.handler, loopback.HTTPOptions{Port: s.Port, Logger: s.log})
+	var srv httpServer
+	var err error
+	if s.Addr == "" && s.TLSConfig == nil {
+		srv, err = loopback.ServeHTTP(s.handler, loopback.HTTPOptions{Port: s.Port, AllowPeer: s.AllowPeer, Logger: s.log})
+	} else {
+		srv, err = serveNet(s.handler, s.listenAddr(), s.TLSConfig, s.AllowPeer, s.log)
+	}
 	if err != nil {
 		s.closeOwn()
 		return Info{}, fmt.Errorf("openid: %w", err)
@@ -168,7 +205,58 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 	s.bg.Add(1)
 	go s.cleanLoop(bgCtx)
 	s.log.Info("openid front-end serving", "mode", string(s.mode), "addr", srv.Addr())
-	return Info{Mode: s.mode, Port: srv.Port(), URL: "http://" + srv.Addr()}, nil
+	scheme := "http://"
+	if s.TLSConfig != nil {
+		scheme = "https://"
+	}
+	return Info{Mode: s.mode, Port: srv.Port(), URL: scheme + srv.Addr()}, nil
+}
+
+// listenAddr is where a netServer listens: Addr, or loopback's Port when
+// only TLSConfig is set.
+func (s *Server) listenAddr() string {
+	if s.Addr != "" {
+		return s.Addr
+	}
+	return net.JoinHostPort(loopback.IPv4, fmt.Sprint(s.Port))
+}
+
+// checkAddr refuses an Addr the server must not serve on.
+func (s *Server) checkAddr() error {
+	if s.Addr == "" {
+		return nil
+	}
+	if s.Port != 0 {
+		return errors.New("openid: set Addr or Port, not both")
+	}
+	host, _, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return fmt.Errorf("openid: Addr %q: %w", s.Addr, err)
+	}
+	if isLoopbackHost(host) {
+		return nil
+	}
+	var missing []string
+	if s.TLSConfig == nil {
+		missing = append(missing, "TLSConfig")
+	}
+	if s.OIDC == nil {
+		missing = append(missing, "production mode (OIDC)")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("openid: Addr %q is not loopback: it needs %s", s.Addr, strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether a listen address's host binds loopback
+// only. "" and unspecified addresses bind every interface.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // prepare fills defaults and checks the configuration. It is separate from
@@ -184,6 +272,9 @@ func (s *Server) prepare(ctx context.Context) error {
 	}
 	if s.SessionTTL <= 0 {
 		s.SessionTTL = DefaultSessionTTL
+	}
+	if err := s.checkAddr(); err != nil {
+		return err
 	}
 	s.users = map[string]bool{}
 	if s.Store == nil {
@@ -229,6 +320,10 @@ func (s *Server) prepare(ctx context.Context) error {
 			s.ownUsers = broker.New(broker.Options{Now: s.now, Logger: s.log})
 			s.UserTokens = s.ownUsers
 		}
+	}
+	if s.TLSConfig != nil {
+		// Served over HTTPS itself, whatever the redirect URL says.
+		s.secure = true
 	}
 	if s.Home == nil {
 		s.Home = statusPage(s)
