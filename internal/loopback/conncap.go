@@ -18,8 +18,10 @@ type connTracker struct {
 
 	mu    sync.Mutex
 	conns map[*limitConn]*connSlot
-	// changed is closed and replaced whenever a slot frees or a
-	// connection turns idle: what a waiting newcomer needs to retry.
+	// changed is closed whenever a slot frees or a connection turns
+	// idle: what a waiting newcomer needs to retry. It is made only when
+	// a newcomer waits, so the common case (a request ending on a
+	// keep-alive connection) allocates nothing.
 	changed chan struct{}
 }
 
@@ -31,7 +33,7 @@ type connSlot struct {
 }
 
 func newConnTracker(limit int) *connTracker {
-	return &connTracker{max: limit, conns: make(map[*limitConn]*connSlot), changed: make(chan struct{})}
+	return &connTracker{max: limit, conns: make(map[*limitConn]*connSlot)}
 }
 
 // admit counts c against the cap. At the cap it closes the connection
@@ -48,7 +50,7 @@ func (t *connTracker) admit(c *limitConn) (bool, <-chan struct{}) {
 	}
 	victim := t.victimLocked()
 	if victim == nil {
-		ch := t.changed
+		ch := t.changedLocked()
 		t.mu.Unlock()
 		return false, ch
 	}
@@ -123,9 +125,20 @@ func (t *connTracker) release(c *limitConn) {
 	}
 }
 
+// changedLocked returns the channel closed on the next change, making it
+// for the first waiter.
+func (t *connTracker) changedLocked() <-chan struct{} {
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
+	return t.changed
+}
+
 func (t *connTracker) notifyLocked() {
-	close(t.changed)
-	t.changed = make(chan struct{})
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
 }
 
 // limitListener caps open connections across the listeners sharing tr.
