@@ -1,11 +1,11 @@
 package gcemeta
 
 import (
-	"strings"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // node is one entry of the metadata tree: a directory (children non-nil),
