@@ -11,8 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -52,10 +54,14 @@ type Config struct {
 
 // Report is everything one run measured.
 type Report struct {
-	Started    time.Time       `json:"started"`
-	GoVersion  string          `json:"go_version"`
-	CPUs       int             `json:"cpus"`
-	LoadAvg    string          `json:"loadavg_before"`
+	Started   time.Time `json:"started"`
+	GoVersion string    `json:"go_version"`
+	CPUs      int       `json:"cpus"`
+	LoadAvg   string    `json:"loadavg_before"`
+	LoadAfter string    `json:"loadavg_after,omitempty"`
+	// Build is how the measured binary was built (cgo, tags): a binary
+	// linked against the C library starts with more resident memory.
+	Build      string          `json:"build,omitempty"`
 	Throughput []ThroughputRow `json:"throughput"`
 	ColdBurst  []BurstRow      `json:"cold_burst,omitempty"`
 	Storm      []StormRow      `json:"expiry_storm,omitempty"`
@@ -123,7 +129,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Progress = io.Discard
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadAvg: string(trimNL(load))}
+	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadAvg: string(trimNL(load)), Build: buildSettings()}
+	defer func() {
+		load, _ := os.ReadFile("/proc/loadavg")
+		rep.LoadAfter = string(trimNL(load))
+	}()
 	fg, err := fakegoogle.Start()
 	if err != nil {
 		return nil, err
@@ -527,6 +537,23 @@ func ReadHeader(bodyFile string) (http.Header, error) {
 	var h http.Header
 	err = json.Unmarshal(data, &h)
 	return h, err
+}
+
+// buildSettings names the build settings of this binary that change what
+// is measured.
+func buildSettings() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var out []string
+	for _, st := range bi.Settings {
+		switch st.Key {
+		case "CGO_ENABLED", "-tags", "-ldflags", "-race":
+			out = append(out, st.Key+"="+st.Value)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func trimNL(b []byte) []byte {
