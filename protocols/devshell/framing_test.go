@@ -191,3 +191,18 @@ func TestEncodeReplyMatchesEncodeFrame(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEncodeReply: the directly written reply is always encodeFrame's.
+func FuzzEncodeReply(f *testing.F) {
+	f.Add("e@x.iam.gserviceaccount.com", "proj", "ya29.plain-token_0123", int64(1799))
+	f.Add("caf\u00e9", `q"p`, "a<b>&\\", int64(3600))
+	f.Add("", "", "", int64(0))
+	f.Fuzz(func(t *testing.T, email, project, token string, expiresIn int64) {
+		r := reply{Email: email, ProjectID: project, Token: token, ExpiresIn: expiresIn}
+		got, gotErr := encodeReply(r)
+		want, wantErr := encodeFrame(r.array())
+		if string(got) != string(want) || (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%+v: %q, %v; want %q, %v", r, got, gotErr, want, wantErr)
+		}
+	})
+}
