@@ -223,12 +223,44 @@ func (b *Broker) AccessToken(ctx context.Context, accountID string, scopes []str
 	if len(scopes) == 0 {
 		return Token{}, Fatalf("no scopes requested")
 	}
-	scopes = NormalizeScopes(scopes)
-	key := "a\x00" + accountID + "\x00" + strings.Join(scopes, "\x00")
+	if !normalized(scopes) {
+		scopes = NormalizeScopes(scopes)
+	}
+	// The key is built on the stack and looked up without a copy: a hit,
+	// by far the most common call, allocates nothing.
+	var buf [keyBuf]byte
+	kb := append(buf[:0], "a\x00"...)
+	kb = append(kb, accountID...)
+	for _, s := range scopes {
+		kb = append(kb, 0)
+		kb = append(kb, s...)
+	}
+	if tok, ok := b.fastHit(kb, minLifetime); ok {
+		return tok, nil
+	}
+	key := string(kb)
+	// The source may keep the scopes and the caller may reuse its slice.
+	scopes = slices.Clone(scopes)
 	mint := func(ctx context.Context) (Token, error) {
 		return a.src.AccessToken(ctx, scopes, minLifetime)
 	}
 	return b.get(ctx, key, minLifetime, mint, slog.String("account", accountID), slog.Any("scopes", scopes))
+}
+
+// keyBuf is the stack space for a cache key; longer keys spill to the
+// heap and work the same.
+const keyBuf = 512
+
+// normalized reports whether scopes are already sorted without
+// duplicates, as most callers pass them, so NormalizeScopes would only
+// copy them.
+func normalized(scopes []string) bool {
+	for i := 1; i < len(scopes); i++ {
+		if scopes[i-1] >= scopes[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // IDToken returns an ID token of the account for audience with at least
@@ -241,7 +273,15 @@ func (b *Broker) IDToken(ctx context.Context, accountID, audience string, minLif
 	if audience == "" {
 		return Token{}, Fatalf("no audience requested")
 	}
-	key := "i\x00" + accountID + "\x00" + audience
+	var buf [keyBuf]byte
+	kb := append(buf[:0], "i\x00"...)
+	kb = append(kb, accountID...)
+	kb = append(kb, 0)
+	kb = append(kb, audience...)
+	if tok, ok := b.fastHit(kb, minLifetime); ok {
+		return tok, nil
+	}
+	key := string(kb)
 	mint := func(ctx context.Context) (Token, error) {
 		return a.src.IDToken(ctx, audience, minLifetime)
 	}

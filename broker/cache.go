@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"time"
+	"unsafe"
 )
 
 // entry is one cached token. Entries are immutable: a refresh replaces the
@@ -34,6 +35,26 @@ func refreshThreshold(e *entry, minLifetime time.Duration) time.Duration {
 // when fresh, so waiting for a mint would not help the caller.
 func tooShort(e *entry, minLifetime time.Duration) bool {
 	return e.natural < minLifetime+refreshMargin
+}
+
+// fastHit serves a plain hit, a token with minLifetime left that needs
+// no refresh yet, without building the key string, the mint closure or
+// the log attributes get needs for everything else.
+func (b *Broker) fastHit(key []byte, minLifetime time.Duration) (Token, bool) {
+	// The key is viewed as a string without a copy: Get only uses it for
+	// a map lookup and keeps nothing, and key is not changed meanwhile. A
+	// copy would cost a heap allocation per hit (keys are longer than the
+	// compiler's 32-byte stack buffer for such conversions).
+	e, ok := b.cache.Get(unsafe.String(unsafe.SliceData(key), len(key)))
+	if !ok {
+		return Token{}, false
+	}
+	left := e.tok.Lifetime(b.now())
+	if left < minLifetime || left <= 0 || left < refreshThreshold(e, minLifetime) {
+		return Token{}, false
+	}
+	b.stats.hits.Add(1)
+	return e.tok, true
 }
 
 // get serves key from the cache or mints it; see the package doc for the

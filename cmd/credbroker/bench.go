@@ -57,7 +57,11 @@ func benchAction(c *cli.Context) error {
 		if err != nil {
 			return brokerError(err)
 		}
-		if err := bench.ServeBaseline(kind, body, c.App.Writer, os.Stdin); err != nil {
+		header, err := bench.ReadHeader(path)
+		if err != nil {
+			return brokerError(err)
+		}
+		if err := bench.ServeBaseline(kind, body, header, c.App.Writer, os.Stdin); err != nil {
 			return brokerError(err)
 		}
 		return nil

@@ -150,14 +150,17 @@ func (t Target) WithAddr(addr string) Target {
 }
 
 // Sample sends the request once and returns the raw answer body (the
-// devshell frame), to size a baseline's answer.
-func (t Target) Sample(ctx context.Context) ([]byte, error) {
+// devshell frame), to size a baseline's answer, and the answer's headers
+// but for the ones net/http writes itself (Date, Content-Length), so the
+// baseline can send as many.
+func (t Target) Sample(ctx context.Context) ([]byte, http.Header, error) {
 	if !t.IsHTTP() {
-		return t.Exchange(ctx, t.request)
+		b, err := t.Exchange(ctx, t.request)
+		return b, nil, err
 	}
 	resp, err := NewClient(1).Do(t.NewRequest(ctx))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	var buf []byte
@@ -165,5 +168,8 @@ func (t Target) Sample(ctx context.Context) ([]byte, error) {
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = &statusError{resp.StatusCode}
 	}
-	return buf, err
+	h := resp.Header.Clone()
+	h.Del("Date")
+	h.Del("Content-Length")
+	return buf, h, err
 }

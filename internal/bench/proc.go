@@ -121,27 +121,50 @@ func Probe(out io.Writer, in io.Reader) error {
 }
 
 // ServeBaseline runs a bare server on loopback answering body to every
-// request: kind "http" is plain net/http, "tcp" reads a request and
-// writes the bytes on the raw connection, then closes it (the devshell
-// shape). It prints its address and serves until in closes.
-func ServeBaseline(kind string, body []byte, out io.Writer, in io.Reader) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// request (see StartBaseline), prints its address and serves until in
+// closes.
+func ServeBaseline(kind string, body []byte, header http.Header, out io.Writer, in io.Reader) error {
+	addr, stop, err := StartBaseline(kind, body, header)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer stop()
+	if _, err := fmt.Fprintln(out, addr); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, in)
+	return nil
+}
+
+// StartBaseline starts a bare server on loopback answering body to every
+// request and returns its address: kind "http" is plain net/http sending
+// header (the front-end's own headers, so both write as many;
+// Content-Type alone when header is empty), "tcp" reads a request and
+// writes the bytes on the raw connection, then closes it (the devshell
+// shape).
+func StartBaseline(kind string, body []byte, header http.Header) (addr string, stop func(), err error) {
+	if len(header) == 0 {
+		header = http.Header{"Content-Type": {"application/json"}}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
 	switch kind {
 	case "http":
 		srv := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/json")
+				h := w.Header()
+				for k, v := range header {
+					h[k] = v
+				}
 				_, _ = w.Write(body)
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
+		return ln.Addr().String(), func() { srv.Close() }, nil
 	case "tcp":
 		go func() {
 			for {
@@ -160,14 +183,11 @@ func ServeBaseline(kind string, body []byte, out io.Writer, in io.Reader) error 
 				}()
 			}
 		}()
+		return ln.Addr().String(), func() { ln.Close() }, nil
 	default:
-		return fmt.Errorf("bench: baseline kind %q: want http or tcp", kind)
+		ln.Close()
+		return "", nil, fmt.Errorf("bench: baseline kind %q: want http or tcp", kind)
 	}
-	if _, err := fmt.Fprintln(out, ln.Addr().String()); err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, in)
-	return nil
 }
 
 // sessionEnv is the environment of the session under test: this

@@ -20,10 +20,13 @@ func (hourSource) IDToken(context.Context, string, time.Duration) (broker.Token,
 }
 func (hourSource) Email() string { return "bench@example.com" }
 
-// BenchmarkCachedPath loads each front-end of an in-process session, for
-// profiling the server side (go test -bench CachedPath -cpuprofile).
-// The client shares the process, so only ratios of server functions in
-// the profile mean anything.
+// BenchmarkCachedPath loads each front-end of an in-process session, and
+// a bare server answering the same bytes and headers (the baseline of
+// `credbroker bench`), for profiling the server side (go test -bench
+// CachedPath -cpuprofile, -memprofile). The client shares the process, so
+// only ratios of server functions in a profile mean anything; the
+// difference in allocs/op between a front-end and its baseline is the
+// front-end's own allocations per request.
 func BenchmarkCachedPath(b *testing.B) {
 	br := broker.New(broker.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer br.Close()
@@ -41,14 +44,32 @@ func BenchmarkCachedPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, t := range ep.Targets(nil) {
-		b.Run(t.Name, func(b *testing.B) {
-			hc := NewClient(1)
-			ctx := context.Background()
-			for b.Loop() {
-				if err := t.hit(ctx, hc); err != nil {
-					b.Fatal(err)
+		body, header, err := t.Sample(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		kind := "http"
+		if !t.IsHTTP() {
+			kind = "tcp"
+		}
+		addr, stop, err := StartBaseline(kind, body, header)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stop()
+		for _, tt := range []struct {
+			name string
+			t    Target
+		}{{t.Name, t}, {t.Name + "/baseline", t.WithAddr(addr)}} {
+			b.Run(tt.name, func(b *testing.B) {
+				hc := NewClient(1)
+				ctx := context.Background()
+				for b.Loop() {
+					if err := tt.t.hit(ctx, hc); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

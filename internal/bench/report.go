@@ -31,6 +31,12 @@ func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/float
 // WriteTable prints the report for humans.
 func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "credbroker bench: %s, %d CPUs, load average before: %s\n", r.GoVersion, r.CPUs, r.LoadAvg)
+	if r.LoadAfter != "" {
+		fmt.Fprintf(w, "load average after: %s\n", r.LoadAfter)
+	}
+	if r.Build != "" {
+		fmt.Fprintf(w, "build: %s\n", r.Build)
+	}
 	if len(r.Throughput) > 0 {
 		fmt.Fprintf(w, "\nCached token path, broker vs a bare server answering as many bytes (ratio = broker/baseline; targets at %d conns: req/s ≥ %.2f, CPU ≤ %.2f, p99 ≤ %.2f)\n",
 			TargetConns, TargetRPSRatio, TargetCPURatio, TargetP99Ratio)

@@ -3,14 +3,18 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,10 +54,14 @@ type Config struct {
 
 // Report is everything one run measured.
 type Report struct {
-	Started    time.Time       `json:"started"`
-	GoVersion  string          `json:"go_version"`
-	CPUs       int             `json:"cpus"`
-	LoadAvg    string          `json:"loadavg_before"`
+	Started   time.Time `json:"started"`
+	GoVersion string    `json:"go_version"`
+	CPUs      int       `json:"cpus"`
+	LoadAvg   string    `json:"loadavg_before"`
+	LoadAfter string    `json:"loadavg_after,omitempty"`
+	// Build is how the measured binary was built (cgo, tags): a binary
+	// linked against the C library starts with more resident memory.
+	Build      string          `json:"build,omitempty"`
 	Throughput []ThroughputRow `json:"throughput"`
 	ColdBurst  []BurstRow      `json:"cold_burst,omitempty"`
 	Storm      []StormRow      `json:"expiry_storm,omitempty"`
@@ -121,7 +129,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Progress = io.Discard
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadAvg: string(trimNL(load))}
+	rep := &Report{Started: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadAvg: string(trimNL(load)), Build: buildSettings()}
+	defer func() {
+		load, _ := os.ReadFile("/proc/loadavg")
+		rep.LoadAfter = string(trimNL(load))
+	}()
 	fg, err := fakegoogle.Start()
 	if err != nil {
 		return nil, err
@@ -240,7 +252,7 @@ func (b *runner) throughput(ctx context.Context) ([]ThroughputRow, error) {
 			continue
 		}
 		sctx, cancel := waitCtx()
-		sample, err := t.Sample(sctx)
+		sample, header, err := t.Sample(sctx)
 		cancel()
 		if err != nil {
 			return rows, fmt.Errorf("bench: %s: %w", t.Name, err)
@@ -253,6 +265,9 @@ func (b *runner) throughput(ctx context.Context) ([]ThroughputRow, error) {
 		// clients parse the same thing.
 		bodyFile := filepath.Join(b.dir, t.Name+".answer")
 		if err := os.WriteFile(bodyFile, sample, 0o600); err != nil {
+			return rows, err
+		}
+		if err := writeHeader(bodyFile, header); err != nil {
 			return rows, err
 		}
 		base, err := StartProc(b.cfg.Exe, []string{"bench", "--serve-baseline", kind + ":" + bodyFile}, os.Environ())
@@ -411,12 +426,15 @@ func (b *runner) storm(ctx context.Context) ([]StormRow, *Result, error) {
 func (b *runner) floor(ctx context.Context, t Target) (Result, error) {
 	sctx, cancel := waitCtx()
 	defer cancel()
-	sample, err := t.Sample(sctx)
+	sample, header, err := t.Sample(sctx)
 	if err != nil {
 		return Result{}, err
 	}
 	bodyFile := filepath.Join(b.dir, "storm.answer")
 	if err := os.WriteFile(bodyFile, sample, 0o600); err != nil {
+		return Result{}, err
+	}
+	if err := writeHeader(bodyFile, header); err != nil {
 		return Result{}, err
 	}
 	base, err := StartProc(b.cfg.Exe, []string{"bench", "--serve-baseline", "http:" + bodyFile}, os.Environ())
@@ -494,6 +512,48 @@ func RunTrue(exe string, runs int, cred []string) (*RunTrueResult, error) {
 	slices.Sort(walls)
 	res.WallMedian, res.WallMax = walls[len(walls)/2], walls[len(walls)-1]
 	return res, nil
+}
+
+// writeHeader saves the headers a baseline answering bodyFile sends, as
+// JSON beside it (see ReadHeader).
+func writeHeader(bodyFile string, h http.Header) error {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(bodyFile+".header", data, 0o600)
+}
+
+// ReadHeader returns the headers saved beside a baseline's answer file;
+// none when there is no such file (devshell).
+func ReadHeader(bodyFile string) (http.Header, error) {
+	data, err := os.ReadFile(bodyFile + ".header")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var h http.Header
+	err = json.Unmarshal(data, &h)
+	return h, err
+}
+
+// buildSettings names the build settings of this binary that change what
+// is measured.
+func buildSettings() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var out []string
+	for _, st := range bi.Settings {
+		switch st.Key {
+		case "CGO_ENABLED", "-tags", "-ldflags", "-race":
+			out = append(out, st.Key+"="+st.Value)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func trimNL(b []byte) []byte {

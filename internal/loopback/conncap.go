@@ -3,6 +3,7 @@ package loopback
 import (
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,8 +19,10 @@ type connTracker struct {
 
 	mu    sync.Mutex
 	conns map[*limitConn]*connSlot
-	// changed is closed and replaced whenever a slot frees or a
-	// connection turns idle: what a waiting newcomer needs to retry.
+	// changed is closed whenever a slot frees or a connection turns
+	// idle: what a waiting newcomer needs to retry. It is made only when
+	// a newcomer waits, so the common case (a request ending on a
+	// keep-alive connection) allocates nothing.
 	changed chan struct{}
 }
 
@@ -31,7 +34,7 @@ type connSlot struct {
 }
 
 func newConnTracker(limit int) *connTracker {
-	return &connTracker{max: limit, conns: make(map[*limitConn]*connSlot), changed: make(chan struct{})}
+	return &connTracker{max: limit, conns: make(map[*limitConn]*connSlot)}
 }
 
 // admit counts c against the cap. At the cap it closes the connection
@@ -48,7 +51,7 @@ func (t *connTracker) admit(c *limitConn) (bool, <-chan struct{}) {
 	}
 	victim := t.victimLocked()
 	if victim == nil {
-		ch := t.changed
+		ch := t.changedLocked()
 		t.mu.Unlock()
 		return false, ch
 	}
@@ -64,29 +67,42 @@ func (t *connTracker) admit(c *limitConn) (bool, <-chan struct{}) {
 
 // victimLocked picks the connection to close for a newcomer: idle
 // keep-alive connections first, longest idle first; then connections
-// that have not sent a byte, oldest first. Connections with a request in
-// progress, and hijacked ones, are never picked.
+// that have sent nothing for at least newGrace, oldest first, skipping
+// any whose request is already waiting to be read. Connections with a
+// request in progress, and hijacked ones, are never picked. The grace
+// and the check for waiting input keep a burst of real clients, accepted
+// faster than their requests can be read, from evicting each other.
 func (t *connTracker) victimLocked() *limitConn {
 	var best *limitConn
 	var bestSlot *connSlot
+	var silent []*limitConn
+	now := time.Now()
 	for c, s := range t.conns {
-		if s.state != http.StateIdle && s.state != http.StateNew {
-			continue
-		}
-		if bestSlot == nil || rank(s) < rank(bestSlot) ||
-			(rank(s) == rank(bestSlot) && s.since.Before(bestSlot.since)) {
-			best, bestSlot = c, s
+		switch {
+		case s.state == http.StateIdle:
+			if bestSlot == nil || s.since.Before(bestSlot.since) {
+				best, bestSlot = c, s
+			}
+		case s.state == http.StateNew && now.Sub(s.since) >= newGrace:
+			silent = append(silent, c)
 		}
 	}
-	return best
+	if best != nil {
+		return best
+	}
+	slices.SortFunc(silent, func(a, b *limitConn) int { return t.conns[a].since.Compare(t.conns[b].since) })
+	for _, c := range silent {
+		if !hasInput(c.Conn) {
+			return c
+		}
+	}
+	return nil
 }
 
-func rank(s *connSlot) int {
-	if s.state == http.StateIdle {
-		return 0
-	}
-	return 1
-}
+// newGrace is how long a new connection may stay silent before a
+// newcomer at the cap may take its slot: far longer than any client
+// takes to send its request, far shorter than ReadHeaderTimeout.
+const newGrace = time.Second
 
 // setState is the server's ConnState hook.
 func (t *connTracker) setState(nc net.Conn, st http.ConnState) {
@@ -123,9 +139,20 @@ func (t *connTracker) release(c *limitConn) {
 	}
 }
 
+// changedLocked returns the channel closed on the next change, making it
+// for the first waiter.
+func (t *connTracker) changedLocked() <-chan struct{} {
+	if t.changed == nil {
+		t.changed = make(chan struct{})
+	}
+	return t.changed
+}
+
 func (t *connTracker) notifyLocked() {
-	close(t.changed)
-	t.changed = make(chan struct{})
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
 }
 
 // limitListener caps open connections across the listeners sharing tr.

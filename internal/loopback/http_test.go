@@ -162,7 +162,7 @@ func waitConns(t *testing.T, s *HTTPServer, ok func(idle, total int) bool) {
 				idle++
 			}
 		}
-		changed := s.tr.changed
+		changed := s.tr.changedLocked()
 		s.tr.mu.Unlock()
 		if ok(idle, total) {
 			return

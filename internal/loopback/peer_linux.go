@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,18 +55,59 @@ const (
 	sizeofInetDiagMsg   = 72
 )
 
-// peerUIDNetlink looks up the socket whose local end is peer and whose
-// remote end is self, and returns its owner.
-func peerUIDNetlink(self, peer netip.AddrPort) (uint32, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return 0, fmt.Errorf("netlink socket: %w", err)
-	}
-	defer unix.Close(fd)
+// diag is the process's one sock_diag socket, kept open between lookups:
+// opening and closing a netlink socket per connection cost more than the
+// lookup itself. Lookups take turns on it; each is a single request and
+// reply, done before the lock is released.
+var diag = struct {
+	mu  sync.Mutex
+	fd  int // -1 when not open
+	seq uint32
+	req [unix.SizeofNlMsghdr + sizeofInetDiagReqV2]byte
+	buf [4096]byte
+}{fd: -1}
 
-	const seq = 1
+// peerUIDNetlink asks the kernel (NETLINK_SOCK_DIAG) for the socket whose
+// source is peer and destination self: the client's end of the
+// connection, which holds the client's uid.
+func peerUIDNetlink(self, peer netip.AddrPort) (uint32, error) {
+	diag.mu.Lock()
+	defer diag.mu.Unlock()
+	uid, err := diagLookupLocked(self, peer)
+	if err != nil && !errors.Is(err, errNoOwner) && !errors.Is(err, unix.ENOENT) {
+		// Start from a fresh socket next time rather than reason about
+		// what state a failed exchange left this one in.
+		diagCloseLocked()
+	}
+	return uid, err
+}
+
+func diagCloseLocked() {
+	if diag.fd >= 0 {
+		unix.Close(diag.fd)
+		diag.fd = -1
+	}
+}
+
+func diagLookupLocked(self, peer netip.AddrPort) (uint32, error) {
+	if diag.fd < 0 {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
+		if err != nil {
+			return 0, fmt.Errorf("netlink socket: %w", err)
+		}
+		// Non-blocking and connected to the kernel, so plain write and read carry the
+		// messages without an address to allocate.
+		if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			unix.Close(fd)
+			return 0, fmt.Errorf("netlink connect: %w", err)
+		}
+		diag.fd = fd
+	}
+	diag.seq++
+	seq := diag.seq
 	ne := binary.NativeEndian
-	req := make([]byte, unix.SizeofNlMsghdr+sizeofInetDiagReqV2)
+	req := diag.req[:]
+	clear(req)
 	ne.PutUint32(req[0:], uint32(len(req)))
 	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
 	ne.PutUint16(req[6:], unix.NLM_F_REQUEST) // no NLM_F_DUMP: exact lookup
@@ -85,21 +127,33 @@ func peerUIDNetlink(self, peer netip.AddrPort) (uint32, error) {
 	ne.PutUint32(id[40:], ^uint32(0)) // INET_DIAG_NOCOOKIE
 	ne.PutUint32(id[44:], ^uint32(0))
 
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	if _, err := unix.Write(diag.fd, req); err != nil {
 		return 0, fmt.Errorf("netlink send: %w", err)
 	}
 	// The kernel answers an exact lookup while handling the send, so the
-	// reply is already queued; MSG_DONTWAIT keeps a misbehaving kernel
-	// from hanging the accept path.
-	buf := make([]byte, 4096)
-	n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
-	if err != nil {
-		return 0, fmt.Errorf("netlink receive: %w", err)
+	// reply is already queued: the non-blocking read never waits. Replies
+	// to earlier sequence numbers, if any were left, are skipped.
+	for range 4 {
+		n, err := unix.Read(diag.fd, diag.buf[:])
+		if err != nil {
+			return 0, fmt.Errorf("netlink receive: %w", err)
+		}
+		uid, done, err := parseDiagReply(diag.buf[:n], seq, self, peer)
+		if done {
+			return uid, err
+		}
 	}
-	for msg := buf[:n]; len(msg) >= unix.SizeofNlMsghdr; {
+	return 0, errors.New("netlink reply: no answer")
+}
+
+// parseDiagReply reads one datagram of replies; done is false when none
+// of its messages answers seq.
+func parseDiagReply(msg []byte, seq uint32, self, peer netip.AddrPort) (uid uint32, done bool, err error) {
+	ne := binary.NativeEndian
+	for len(msg) >= unix.SizeofNlMsghdr {
 		size := int(ne.Uint32(msg[0:]))
 		if size < unix.SizeofNlMsghdr || size > len(msg) {
-			return 0, errors.New("netlink reply: bad message length")
+			return 0, true, errors.New("netlink reply: bad message length")
 		}
 		typ, gotSeq, d := ne.Uint16(msg[4:]), ne.Uint32(msg[8:]), msg[unix.SizeofNlMsghdr:size]
 		msg = msg[min(nlAlign(size), len(msg)):]
@@ -109,25 +163,25 @@ func peerUIDNetlink(self, peer netip.AddrPort) (uint32, error) {
 		switch typ {
 		case unix.NLMSG_ERROR:
 			if len(d) < 4 {
-				return 0, errors.New("netlink reply: short error message")
+				return 0, true, errors.New("netlink reply: short error message")
 			}
 			if errno := -int32(ne.Uint32(d)); errno != 0 {
-				return 0, fmt.Errorf("sock_diag lookup: %w", unix.Errno(errno))
+				return 0, true, fmt.Errorf("sock_diag lookup: %w", unix.Errno(errno))
 			}
 		case unix.SOCK_DIAG_BY_FAMILY:
 			if len(d) < sizeofInetDiagMsg {
-				return 0, errors.New("netlink reply: short inet_diag_msg")
+				return 0, true, errors.New("netlink reply: short inet_diag_msg")
 			}
 			if binary.BigEndian.Uint16(d[4:]) != peer.Port() || binary.BigEndian.Uint16(d[6:]) != self.Port() {
-				return 0, errors.New("netlink reply: answer is for another socket")
+				return 0, true, errors.New("netlink reply: answer is for another socket")
 			}
 			if ne.Uint32(d[68:]) == 0 { // idiag_inode
-				return 0, errNoOwner
+				return 0, true, errNoOwner
 			}
-			return ne.Uint32(d[64:]), nil // idiag_uid
+			return ne.Uint32(d[64:]), true, nil // idiag_uid
 		}
 	}
-	return 0, errors.New("netlink reply: no answer")
+	return 0, false, nil
 }
 
 func nlAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }

@@ -173,3 +173,36 @@ func startBare(b *testing.B) net.Listener {
 	}()
 	return ln
 }
+
+// The directly written reply is encodeFrame's, for plain strings and for
+// ones that need escaping.
+func TestEncodeReplyMatchesEncodeFrame(t *testing.T) {
+	for _, r := range []reply{
+		{Email: "e@x.iam.gserviceaccount.com", ProjectID: "proj", Token: "ya29.plain-token_0123", ExpiresIn: 1799},
+		{Email: "e@x", Token: "tok", ExpiresIn: 1},
+		{Email: "caf\u00e9", ProjectID: `q"p`, Token: "a<b>&\\", ExpiresIn: 3600},
+		{Email: "ctl\x01", Token: "bad\xff\U0001F600", ExpiresIn: 5},
+		{Email: "e", Token: strings.Repeat("x", maxReply), ExpiresIn: 5},
+	} {
+		got, gotErr := encodeReply(r)
+		want, wantErr := encodeFrame(r.array())
+		if string(got) != string(want) || (gotErr == nil) != (wantErr == nil) {
+			t.Errorf("%+.40v: %q, %v; want %q, %v", r, got, gotErr, want, wantErr)
+		}
+	}
+}
+
+// FuzzEncodeReply: the directly written reply is always encodeFrame's.
+func FuzzEncodeReply(f *testing.F) {
+	f.Add("e@x.iam.gserviceaccount.com", "proj", "ya29.plain-token_0123", int64(1799))
+	f.Add("caf\u00e9", `q"p`, "a<b>&\\", int64(3600))
+	f.Add("", "", "", int64(0))
+	f.Fuzz(func(t *testing.T, email, project, token string, expiresIn int64) {
+		r := reply{Email: email, ProjectID: project, Token: token, ExpiresIn: expiresIn}
+		got, gotErr := encodeReply(r)
+		want, wantErr := encodeFrame(r.array())
+		if string(got) != string(want) || (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%+v: %q, %v; want %q, %v", r, got, gotErr, want, wantErr)
+		}
+	})
+}

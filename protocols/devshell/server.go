@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"credbroker/broker"
@@ -84,6 +85,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	srv      *loopback.TCPServer
+	last     atomic.Pointer[lastFrame]
 	started  bool
 	deadline time.Duration
 }
@@ -165,7 +167,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	r, err := s.handle(ctx, c)
 	var frame []byte
 	if err == nil {
-		frame, err = encodeFrame(r.array())
+		frame, err = s.replyFrame(r)
 	}
 	if err != nil {
 		frame = errorFrame(s.publicMessage(err))
@@ -173,18 +175,52 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	// A read that hit the connection's deadline still gets its error
 	// reply: the write has its own short allowance.
 	_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	log := s.logger().With("frontend", "devshell", "account", s.Account, "peer", c.RemoteAddr().String())
+	lg := s.logger()
+	// The per-connection logger is made only when its lines are written.
+	debug := lg.Enabled(ctx, slog.LevelDebug)
+	if debug {
+		lg = lg.With("frontend", "devshell", "account", s.Account, "peer", c.RemoteAddr().String())
+	}
 	if _, werr := c.Write(frame); werr != nil {
-		log.Debug("write failed", "err", werr)
+		if debug {
+			lg.Debug("write failed", "err", werr)
+		}
 		return
 	}
-	if err != nil {
-		log.Debug("request failed", "err", err, "latency", time.Since(start))
-	} else {
-		log.Debug("token issued", "scopes", s.scopes(), "expires_in", r.ExpiresIn, "latency", time.Since(start))
+	if debug {
+		if err != nil {
+			lg.Debug("request failed", "err", err, "latency", time.Since(start))
+		} else {
+			lg.Debug("token issued", "scopes", s.scopes(), "expires_in", r.ExpiresIn, "latency", time.Since(start))
+		}
 	}
 	linger(c)
 }
+
+// replyFrame encodes r, reusing the frame of the previous reply when it
+// is the same: clients ask for the same cached token over and over, and
+// the reply changes only when the token does or expires_in ticks.
+func (s *Server) replyFrame(r reply) ([]byte, error) {
+	if f := s.last.Load(); f != nil && f.r == r {
+		return f.frame, nil
+	}
+	frame, err := encodeReply(r)
+	if err != nil {
+		return nil, err
+	}
+	s.last.Store(&lastFrame{r: r, frame: frame})
+	return frame, nil
+}
+
+// lastFrame is a reply and its encoding.
+type lastFrame struct {
+	r     reply
+	frame []byte
+}
+
+// readers hold the request readers of finished connections: a request
+// is a few bytes, and a fresh buffer per connection was garbage at once.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 512) }}
 
 // handle reads the request and fetches the token.
 func (s *Server) handle(ctx context.Context, c net.Conn) (reply, error) {
@@ -192,7 +228,12 @@ func (s *Server) handle(ctx context.Context, c net.Conn) (reply, error) {
 		s.logger().Warn("devshell: peer refused", "peer", c.RemoteAddr().String())
 		return reply{}, protoErrorf("connection refused: peer not allowed")
 	}
-	if err := readRequest(bufio.NewReaderSize(c, 512)); err != nil {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c)
+	err := readRequest(br)
+	br.Reset(nil) // keep no connection alive from the pool
+	readers.Put(br)
+	if err != nil {
 		return reply{}, err
 	}
 	// The mint must not outlive the connection's deadline.

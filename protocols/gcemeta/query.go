@@ -75,6 +75,9 @@ func parseRequest(path, rawQuery string) (request, error) {
 // key. Unlike url.ParseQuery it keeps pairs with bad escapes (raw) and
 // semicolons, and it reads "audience" leniently (see paramsAfterAudience).
 func parseQuery(raw string) map[string]string {
+	if raw == "" {
+		return nil // reads as empty; most requests have no query
+	}
 	params := map[string]string{}
 	parts := strings.Split(raw, "&")
 	for i := 0; i < len(parts); i++ {

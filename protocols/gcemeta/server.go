@@ -93,6 +93,8 @@ type Server struct {
 	tree      *node
 	defaultID string
 	port      atomic.Int32 // set once listening; read by the handler
+	hostNames atomic.Pointer[hostNames]
+	lastToken atomic.Pointer[tokenBody] // the latest token answer, encoded
 }
 
 // Info is what clients need to find a started server.
@@ -269,16 +271,24 @@ func notFound(msg string) error { return &httpError{code: http.StatusNotFound, m
 // the answer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Metadata-Flavor", "Google")
-	h.Set("Server", "Metadata Server for VM")
-	h.Set("X-Xss-Protection", "0")
-	h.Set("X-Frame-Options", "SAMEORIGIN")
+	// Shared value slices, set without canonicalizing the (canonical)
+	// names: net/http only reads them.
+	h["Metadata-Flavor"] = hdrGoogle
+	h["Server"] = hdrServer
+	h["X-Xss-Protection"] = hdrXSS
+	h["X-Frame-Options"] = hdrFrame
 	resp, err := s.handle(w, r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if resp.contentType != "" {
+	switch resp.contentType {
+	case "":
+	case contentJSON:
+		h["Content-Type"] = hdrJSON
+	case contentText:
+		h["Content-Type"] = hdrText
+	default:
 		h.Set("Content-Type", resp.contentType)
 	}
 	if resp.etag != "" {
@@ -290,6 +300,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body)
 }
+
+// Values of the headers every answer carries.
+var (
+	hdrGoogle = []string{"Google"}
+	hdrServer = []string{"Metadata Server for VM"}
+	hdrXSS    = []string{"0"}
+	hdrFrame  = []string{"SAMEORIGIN"}
+	hdrJSON   = []string{contentJSON}
+	hdrText   = []string{contentText}
+)
 
 // writeError is the one place errors become answers, in the format of
 // Go's http.Error, as the reference server writes them.
@@ -343,7 +363,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (response, error
 	var resp response
 	switch {
 	case n.isDir() && !q.listing && len(q.segments) > 0:
-		return s.redirect(at.path, r.URL.RawQuery), nil
+		return s.redirect(at.path(), r.URL.RawQuery), nil
 	case n.isDir() && !q.recursive:
 		if q.altGiven {
 			return response{}, &httpError{http.StatusBadRequest, "Non-recursive directory listings do not support ?alt."}
@@ -355,6 +375,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (response, error
 		v, err := n.mint(r, q)
 		if err != nil {
 			return response{}, err
+		}
+		if t, ok := v.(tokenAnswer); ok {
+			if q.alt != "text" { // a map: JSON unless text is asked for
+				resp.body, resp.contentType = s.tokenJSON(t), contentJSON
+				resp.status = http.StatusOK
+				return resp, nil
+			}
+			v = t.asMap()
 		}
 		resp.body, resp.contentType = renderLeaf(v, q.alt)
 		resp.status = http.StatusOK
@@ -392,8 +420,13 @@ func (s *Server) redirect(dirPath, rawQuery string) response {
 // this server's loopback address with its port, and GCE's own names.
 func (s *Server) hostAllowed(host string) bool {
 	port := int(s.port.Load())
-	p := strconv.Itoa(port)
-	if loopback.HostAllowed(host, port, "metadata.google.internal:"+p, "169.254.169.254:"+p) {
+	names := s.hostNames.Load()
+	if names == nil || names.port != port {
+		p := strconv.Itoa(port)
+		names = &hostNames{port: port, names: []string{"metadata.google.internal:" + p, "169.254.169.254:" + p}}
+		s.hostNames.Store(names)
+	}
+	if loopback.HostAllowed(host, port, names.names...) {
 		return true
 	}
 	switch strings.ToLower(host) {
@@ -401,6 +434,13 @@ func (s *Server) hostAllowed(host string) bool {
 		return true
 	}
 	return false
+}
+
+// hostNames are GCE's names with this server's port, made once rather
+// than per request.
+type hostNames struct {
+	port  int
+	names []string
 }
 
 // waitForChange holds a wait_for_change request. Values are fixed for the

@@ -29,16 +29,71 @@ func (s *Server) accessToken(r *http.Request, a Account, q request) (any, error)
 	if err == nil {
 		err = checkLifetime(tok, s.now())
 	}
-	s.logIssue(r, a, "scopes", strings.Join(scopes, ","), start, err)
+	if s.logger().Enabled(r.Context(), levelFor(err)) {
+		s.logIssue(r, a, "scopes", strings.Join(scopes, ","), start, err)
+	}
 	if err != nil {
 		return nil, mintError(err)
 	}
 	secs := int64(tok.Expiry.Sub(s.now()) / time.Second)
+	return tokenAnswer{token: tok.Value, expiresIn: secs}, nil
+}
+
+// tokenAnswer is the value of the token leaf. As JSON, its usual form,
+// it is encoded directly (see tokenJSON); other forms render its map.
+type tokenAnswer struct {
+	token     string
+	expiresIn int64
+}
+
+func (t tokenAnswer) asMap() map[string]any {
 	return map[string]any{
-		"access_token": tok.Value,
-		"expires_in":   json.Number(strconv.FormatInt(secs, 10)),
+		"access_token": t.token,
+		"expires_in":   json.Number(strconv.FormatInt(t.expiresIn, 10)),
 		"token_type":   "Bearer",
-	}, nil
+	}
+}
+
+// tokenBody is a token answer encoded as JSON. Clients ask for the same
+// cached token many times a second, and the answer changes only when the
+// token does or expires_in ticks, so the latest one is kept.
+type tokenBody struct {
+	token     string
+	expiresIn int64
+	body      []byte
+}
+
+// tokenJSON returns what toJSON makes of t.asMap(), from the kept answer
+// when it is the same.
+func (s *Server) tokenJSON(t tokenAnswer) []byte {
+	if b := s.lastToken.Load(); b != nil && b.expiresIn == t.expiresIn && b.token == t.token {
+		return b.body
+	}
+	var body []byte
+	if plainJSON(t.token) {
+		body = make([]byte, 0, len(t.token)+64)
+		body = append(body, `{"access_token":"`...)
+		body = append(body, t.token...)
+		body = append(body, `","expires_in":`...)
+		body = strconv.AppendInt(body, t.expiresIn, 10)
+		body = append(body, `,"token_type":"Bearer"}`...)
+	} else {
+		body = toJSON(t.asMap())
+	}
+	s.lastToken.Store(&tokenBody{token: t.token, expiresIn: t.expiresIn, body: body})
+	return body
+}
+
+// plainJSON reports whether s encodes as a JSON string unchanged by
+// toJSON (no HTML escaping): printable ASCII without the quote and the
+// backslash.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // idToken answers <acct>/identity?audience=...[&format=...][&licenses=...].
@@ -54,7 +109,9 @@ func (s *Server) idToken(r *http.Request, a Account, q request) (any, error) {
 	if err == nil {
 		err = checkLifetime(tok, s.now())
 	}
-	s.logIssue(r, a, "audience", aud, start, err)
+	if s.logger().Enabled(r.Context(), levelFor(err)) {
+		s.logIssue(r, a, "audience", aud, start, err)
+	}
 	if err != nil {
 		if aud == gcloudClientID {
 			return nil, notFound("No ID token for gcloud's client id from this account")

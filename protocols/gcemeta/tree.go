@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // node is one entry of the metadata tree: a directory (children non-nil),
@@ -133,25 +134,37 @@ func (s *Server) accountDir(a Account, isDefault bool) *node {
 // walkResult is where a request's path leads.
 type walkResult struct {
 	node *node
-	path string // "/computeMetadata/v1/instance", "" for the root
+	segs []string // the path's segments; see path
+}
+
+// path is "/computeMetadata/v1/instance", "" for the root. It is built
+// only when asked for (redirects, errors): a token request never needs
+// it.
+func (w walkResult) path() string { return segPath(w.segs) }
+
+func segPath(segs []string) string {
+	if len(segs) == 0 {
+		return ""
+	}
+	return "/" + strings.Join(segs, "/")
 }
 
 // walk follows q's segments from root, answering GCE's 404s for missing
 // children and for paths that go through or list a leaf.
 func walk(root *node, q request) (walkResult, error) {
-	cur, path := root, ""
-	for _, seg := range q.segments {
+	cur := root
+	for i, seg := range q.segments {
 		if !cur.isDir() {
-			return walkResult{}, notFound(fmt.Sprintf("Metadata %q can't be listed", path))
+			return walkResult{}, notFound(fmt.Sprintf("Metadata %q can't be listed", segPath(q.segments[:i])))
 		}
 		next, ok := cur.children[seg]
 		if !ok {
-			return walkResult{}, notFound(fmt.Sprintf("Metadata directory %q doesn't have %q", path, seg))
+			return walkResult{}, notFound(fmt.Sprintf("Metadata directory %q doesn't have %q", segPath(q.segments[:i]), seg))
 		}
-		cur, path = next, path+"/"+seg
+		cur = next
 	}
 	if q.listing && !cur.isDir() {
-		return walkResult{}, notFound(fmt.Sprintf("Metadata %q can't be listed", path))
+		return walkResult{}, notFound(fmt.Sprintf("Metadata %q can't be listed", segPath(q.segments)))
 	}
-	return walkResult{node: cur, path: path}, nil
+	return walkResult{node: cur, segs: q.segments}, nil
 }

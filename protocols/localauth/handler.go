@@ -11,17 +11,33 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"credbroker/broker"
 	"credbroker/internal/loopback"
 )
 
-// rpcPath matches the raw request URI, as LUCI's server does: a query
-// string or an absolute-form URI is a wrong path.
-var rpcPath = regexp.MustCompile(`^/rpc/LuciLocalAuthService\.([a-zA-Z0-9_]+)$`)
+// rpcPrefix starts the raw request URI of every method, as LUCI's server
+// matches it: a query string or an absolute-form URI is a wrong path.
+const rpcPrefix = "/rpc/LuciLocalAuthService."
+
+// rpcMethod returns the method name of a raw request URI: what follows
+// rpcPrefix, one or more of [a-zA-Z0-9_] and nothing else.
+func rpcMethod(uri string) (string, bool) {
+	m, ok := strings.CutPrefix(uri, rpcPrefix)
+	if !ok || m == "" {
+		return "", false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return "", false
+		}
+	}
+	return m, true
+}
 
 // maxBody is the first body size refused; 65535 bytes still pass.
 const maxBody = 64 << 10
@@ -91,13 +107,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errorf(http.StatusInternalServerError, "Internal Server Error. See logs."))
 		}
 	}()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	defer context.AfterFunc(s.base, cancel)()
-
-	resp, err := s.handle(ctx, r)
+	// The request's context already ends with Start's (see the
+	// loopback server's Context option in Start).
+	resp, err := s.handle(r.Context(), r)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if a, ok := resp.(*answer); ok {
+		a.write(w)
 		return
 	}
 	writeJSON(w, resp)
@@ -133,12 +151,13 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, errorf(http.StatusMethodNotAllowed, "Expecting POST")
 	}
-	m := rpcPath.FindStringSubmatch(r.RequestURI)
-	if m == nil {
+	method, ok := rpcMethod(r.RequestURI)
+	if !ok {
 		return nil, errorf(http.StatusNotFound, "Expecting /rpc/LuciLocalAuthService.<method>")
 	}
-	method := m[1]
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	// What clients send is taken as is; anything else goes through the
+	// full media type parser, whose verdict and messages are the protocol's.
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "Can't parse Content-Type: %s", err)
@@ -169,18 +188,19 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	}
 
 	start := time.Now()
-	var (
-		tok  broker.Token
-		what slog.Attr
-	)
+	var tok broker.Token
+	// what is made only when the debug line is written: a cached token
+	// is served in far less time than the attributes take to build.
+	what := func() slog.Attr { return slog.String("audience", req.Audience) }
 	if method == methodOAuth {
-		what = slog.Any("scopes", req.Scopes)
+		what = func() slog.Attr { return slog.Any("scopes", req.Scopes) }
 		tok, err = s.Tokens.AccessToken(ctx, req.AccountID, req.Scopes, MinTokenLifetime)
 	} else {
-		what = slog.String("audience", req.Audience)
 		tok, err = s.Tokens.IDToken(ctx, req.AccountID, req.Audience, MinTokenLifetime)
 	}
-	s.logIssue(r, req.AccountID, what, start, tok, err)
+	if s.Logger.Enabled(ctx, slog.LevelDebug) {
+		s.logIssue(r, req.AccountID, what(), start, tok, err)
+	}
 	if err != nil {
 		if broker.IsTransient(err) {
 			return nil, errorf(http.StatusInternalServerError, "Transient error - %s", err)
@@ -188,7 +208,7 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 		return nil, &rpcError{Code: broker.CodeOf(err), Message: err.Error()}
 	}
 	if method == methodOAuth {
-		return oauthResponse{AccessToken: tok.Value, Expiry: tok.Expiry.Unix()}, nil
+		return s.oauthAnswer(tok), nil
 	}
 	return idResponse{IDToken: tok.Value, Expiry: tok.Expiry.Unix()}, nil
 }
@@ -198,8 +218,11 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 // asked for, then secret, then account) before the secret is compared.
 func decodeRequest(method string, body []byte) (*request, error) {
 	var req request
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, errorf(http.StatusBadRequest, "Not JSON body - %s", err)
+	if !decodeSimple(body, &req) {
+		req = request{}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, errorf(http.StatusBadRequest, "Not JSON body - %s", err)
+		}
 	}
 	missing := ""
 	switch {
@@ -215,7 +238,7 @@ func decodeRequest(method string, body []byte) (*request, error) {
 	if missing != "" {
 		return nil, errorf(http.StatusBadRequest, "Bad request: field %q is required.", missing)
 	}
-	if method == methodOAuth {
+	if method == methodOAuth && !normalized(req.Scopes) {
 		req.Scopes = broker.NormalizeScopes(req.Scopes)
 	}
 	return &req, nil
@@ -263,8 +286,23 @@ func writeJSON(w http.ResponseWriter, v any) {
 	}
 	body = append(body, '\n')
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
+}
+
+// contentTypeJSON is the Content-Type of every JSON answer, shared by
+// all of them: net/http only reads header values.
+var contentTypeJSON = []string{"application/json; charset=utf-8"}
+
+// normalized reports whether scopes are sorted without duplicates, as
+// clients usually send them, so normalizing would only copy them.
+func normalized(scopes []string) bool {
+	for i := 1; i < len(scopes); i++ {
+		if scopes[i-1] >= scopes[i] {
+			return false
+		}
+	}
+	return true
 }

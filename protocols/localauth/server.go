@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"credbroker/broker"
@@ -74,7 +75,9 @@ type Server struct {
 	srv      *loopback.HTTPServer
 	secret   []byte
 	accounts map[string]bool
-	base     context.Context // Start's ctx; requests end with it
+	// last is the encoded answer of the latest access token served:
+	// clients ask for the same cached token over and over.
+	last atomic.Pointer[answer]
 }
 
 // Info is what clients need to reach a started server: the contents of the
@@ -134,8 +137,9 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 		rand.Read(s.secret) // never fails; crashes the process if the OS has no randomness
 	}
 
-	s.base = ctx
-	srv, err := loopback.ServeHTTP(s.routes(), loopback.HTTPOptions{Port: s.Port, Logger: s.Logger})
+	// Requests end with ctx: the loopback server derives every request's
+	// context from it.
+	srv, err := loopback.ServeHTTP(s.routes(), loopback.HTTPOptions{Port: s.Port, Context: ctx, Logger: s.Logger})
 	if err != nil {
 		return Info{}, fmt.Errorf("localauth: %w", err)
 	}

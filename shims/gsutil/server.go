@@ -97,6 +97,8 @@ type Server struct {
 	srv      *loopback.HTTPServer
 	stateDir string
 	secret   []byte
+	// tokenGrant serves the token endpoint (tests change its secret).
+	tokenGrant *refreshgrant.Grant
 }
 
 // Tokens is the part of the token core the server uses; *broker.Broker
@@ -258,13 +260,12 @@ func (s *Server) scopes() []string {
 // routes lists every path the server answers. Anything else is 404.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	token := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g := s.grant()
-		g.Wrap(g.ServeToken).ServeHTTP(w, r)
-	})
-	authz := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.grant().Wrap(notImplemented).ServeHTTP(w, r)
-	})
+	// The grant is made once: its settings are fixed once Start has
+	// made the secret, and a grant per request was garbage at once.
+	g := s.grant()
+	s.tokenGrant = g
+	token := g.Wrap(g.ServeToken)
+	authz := g.Wrap(notImplemented)
 	// gsutil's refresh: oauth2client (JSON API) and gcs-oauth2-boto-plugin
 	// (XML API) POST the refresh token to [OAuth2] provider_token_uri.
 	mux.Handle("/token", token)

@@ -173,7 +173,7 @@ func TestTokenEndpoint(t *testing.T) {
 func TestPlusInSecret(t *testing.T) {
 	s := &Server{Tokens: &fakeTokens{}}
 	info := start(t, s)
-	s.secret = []byte("abc+def/ghi=") // before any request, so no race
+	s.tokenGrant.Secret = []byte("abc+def/ghi=") // before any request, so no race
 	u := "http://127.0.0.1:" + strconv.Itoa(info.Port) + "/token"
 	tests := []struct {
 		name string
