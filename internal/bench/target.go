@@ -70,8 +70,9 @@ type Answer struct {
 	// Token is the access token when Outcome is OK.
 	Token string
 	// Expiry is when the client will consider the token expired: the
-	// absolute expiry for local_auth, receipt time plus expires_in for
-	// the others.
+	// absolute expiry for local_auth, plus expires_in for the others
+	// counted from when Fetch sent the request (as a careful client
+	// does: counted from receipt, a slow answer would stretch it).
 	Expiry time.Time
 	// Message is the error text the client was given, if any.
 	Message string
@@ -199,31 +200,38 @@ func (t Target) NewRequest(ctx context.Context) *http.Request {
 	return req
 }
 
-// Read decodes an HTTP answer to a request from NewRequest.
+// Read decodes an HTTP answer to a request from NewRequest, counting
+// expires_in from now.
 func (t Target) Read(resp *http.Response) (Answer, error) {
+	return t.readFrom(resp, time.Now())
+}
+
+// readFrom decodes an HTTP answer, counting expires_in from sent.
+func (t Target) readFrom(resp *http.Response, sent time.Time) (Answer, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return Answer{}, err
 	}
-	return t.read(resp.StatusCode, body, time.Now()), nil
+	return t.read(resp.StatusCode, body, sent), nil
 }
 
 // Fetch sends the request once and decodes the answer. The error is for
 // transport failures only (refused or reset connections, ctx ending).
 func (t Target) Fetch(ctx context.Context, hc *http.Client) (Answer, error) {
+	sent := time.Now()
 	if !t.IsHTTP() {
 		frame, err := t.Exchange(ctx, t.request)
 		if err != nil {
 			return Answer{}, err
 		}
-		return readDevshell(frame, time.Now()), nil
+		return readDevshell(frame, sent), nil
 	}
 	resp, err := hc.Do(t.NewRequest(ctx))
 	if err != nil {
 		return Answer{}, err
 	}
-	return t.Read(resp)
+	return t.readFrom(resp, sent)
 }
 
 // Exchange sends raw bytes to the devshell port and returns everything

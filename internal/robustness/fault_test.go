@@ -174,9 +174,12 @@ func TestOneUpstreamCallPerKey(t *testing.T) {
 // is ever handed a token that has expired or that it would think lives
 // longer than it does.
 func TestShortLivedTokensNeverExpired(t *testing.T) {
+	// A stale token is served until a quarter of its life is left and the
+	// refresh starts at half, so each refresh has life/4 to land before a
+	// request would wait: 2 s, ample even on a loaded machine (1 s was not).
 	const (
-		life     = 4 * time.Second
-		duration = 6 * time.Second
+		life     = 8 * time.Second
+		duration = 10 * time.Second
 	)
 	r := newRig(t, rigOptions{})
 	r.fg.SetTokenLifetime(life)
