@@ -20,9 +20,11 @@ shift || true
 targets=(
   "./lucictx                 FuzzParse"              # LUCI_CONTEXT files and the local_auth section
   "./protocols/localauth     FuzzDecodeRequest"      # local_auth request bodies
+  "./protocols/localauth     FuzzDecodeSimple"       # the fast decoder of plain bodies, against encoding/json
   "./protocols/gcemeta       FuzzRequest"            # metadata paths and query strings
   "./protocols/devshell      FuzzReadRequest"        # devshell request framing
   "./protocols/devshell      FuzzEncodeFrame"        # devshell reply framing
+  "./protocols/devshell      FuzzEncodeReply"        # the direct token reply, against the general encoder
   "./shims/gsutil            FuzzParseINI"           # the user's .boto merged into the session's
   "./sources/serviceaccount  FuzzParseKey"           # service-account key files
   "./sources/serviceaccount  FuzzEndpointError"      # token endpoint error answers
@@ -32,6 +34,7 @@ targets=(
   "./authtoken               FuzzParseCredential"    # daemon session tokens (at_<id>_<secret>)
   "./protocols/openid        FuzzOpen"               # sealed browser-session cookies
   "./protocols/openid        FuzzReturnPath"         # the r= redirect target (no open redirects)
+  "./dashboard               FuzzRevoke"             # dashboard revoke forms (CSRF, same origin)
   "./shims/git               FuzzReadRequest"        # git credential-helper requests
   "./shims/docker            FuzzServeGet"           # docker credential-helper requests
   "./shims/docker            FuzzMergeConfig"        # the user's docker config.json merge
