@@ -37,7 +37,8 @@ func Expiry(tok string) (time.Time, error) {
 	if err := Decode(tok, &c); err != nil {
 		return time.Time{}, err
 	}
-	if c.Exp <= 0 || c.Exp > maxExp {
+	// Below 1 truncates to the epoch itself: no valid exp either.
+	if c.Exp < 1 || c.Exp > maxExp {
 		return time.Time{}, errors.New("has no valid exp claim")
 	}
 	return time.Unix(int64(c.Exp), 0), nil
