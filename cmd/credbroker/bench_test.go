@@ -10,6 +10,7 @@ import (
 // The bench command runs end to end at a tiny size and reports every
 // section; the numbers themselves are not judged here.
 func TestBenchCommandSmoke(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	if testing.Short() {
 		t.Skip("starts several sessions and baselines")
 	}

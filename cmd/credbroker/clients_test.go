@@ -73,6 +73,7 @@ func runClients(t *testing.T, fg *fakegoogle.Server, key string, argv ...string)
 }
 
 func TestGcloudUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	needTool(t, "gcloud")
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
@@ -104,6 +105,7 @@ func TestGcloudUnderRun(t *testing.T) {
 }
 
 func TestPythonGoogleAuthUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	needPython(t, "google.auth", "requests")
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
@@ -126,6 +128,7 @@ print(creds.service_account_email)
 }
 
 func TestPythonOAuth2ClientUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	needPython(t, "oauth2client")
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
@@ -169,6 +172,7 @@ func jwtClaims(t *testing.T, jwt string) map[string]any {
 }
 
 func TestPythonDevshellUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	needPython(t, "oauth2client.contrib.devshell")
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
@@ -189,6 +193,7 @@ print(creds.get_access_token().access_token)
 // points its JSON API at a fake Cloud Storage and carries settings of its
 // own; the session's .boto keeps them and adds the broker's credentials.
 func TestGsutilUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	needTool(t, "gsutil")
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)

@@ -44,6 +44,7 @@ func (d *fakeDockerd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // gcr.io and sends the key's token to the engine; for another registry
 // it sends the user's own stored credentials.
 func TestDockerCLIUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	needTool(t, "docker")
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)

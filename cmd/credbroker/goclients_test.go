@@ -63,6 +63,7 @@ func goClientMain() int {
 // server and get tokens minted for the key: metadata, ADC,
 // ComputeTokenSource with custom scopes, and idtoken.
 func TestGoClientsUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
 	tmp := t.TempDir()

@@ -162,6 +162,7 @@ func TestLoginInfoTokenLogout(t *testing.T) {
 // the outer's LUCI_CONTEXT and serves its child tokens minted for the
 // outer's key.
 func TestRunUnderRun(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
 	tmp := t.TempDir()
@@ -196,6 +197,7 @@ func TestRunUnderRun(t *testing.T) {
 // TestRunUnderMetadataUpstream uses another broker's metadata server as
 // the upstream, explicitly and through --gce-allow-as-default.
 func TestRunUnderMetadataUpstream(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
 	for _, inner := range [][]string{{"--source", "gce"}, {"--gce-allow-as-default"}} {
@@ -219,6 +221,7 @@ func TestRunUnderMetadataUpstream(t *testing.T) {
 }
 
 func TestImpersonationToken(t *testing.T) {
+	t.Parallel() // its own broker process, fake Google and directories
 	fg := fakegoogle.New(t)
 	key := fg.KeyFile(t, testEmail)
 	const target = "target@proj.iam.gserviceaccount.com"
