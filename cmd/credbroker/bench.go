@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "run-true", Value: 20, Usage: "timed runs of `credbroker run -- true` (0 skips them)"},
 			&cli.BoolFlag{Name: "quick", Usage: "a short smoke run: 1s measurements at 1 and 16 connections, a 5s storm, 100-request burst"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON instead of a table"},
+			&cli.StringFlag{Name: "profile", Usage: "write CPU profiles of the broker and each baseline during the throughput runs to `DIR` (compare with go tool pprof -diff_base)"},
 			&cli.StringFlag{Name: "from-json", Usage: "print the table of a report saved with --json from `FILE`, measuring nothing"},
 			// The benchmark's own child processes.
 			&cli.BoolFlag{Name: "probe", Hidden: true},
@@ -103,6 +105,14 @@ func benchAction(c *cli.Context) error {
 		Entries:       c.Int("entries"),
 		RunTrueRuns:   c.Int("run-true"),
 		Progress:      c.App.ErrWriter,
+	}
+	if dir := c.String("profile"); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return brokerError(err)
+		}
+		if cfg.ProfileDir, err = filepath.Abs(dir); err != nil {
+			return brokerError(err)
+		}
 	}
 	conc := c.String("concurrency")
 	if c.Bool("quick") {

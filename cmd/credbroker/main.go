@@ -30,6 +30,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && filepath.Base(args[0]) == docker.BinaryName {
 		return dockerHelperMain(args[1:], os.Stdin, stdout)
 	}
+	defer startProfile(stderr)()
 	app := newApp(stdout, stderr)
 	err := app.Run(args)
 	if err == nil {

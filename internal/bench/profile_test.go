@@ -24,7 +24,9 @@ func (hourSource) Email() string { return "bench@example.com" }
 // a bare server answering the same bytes and headers (the baseline of
 // `credbroker bench`), for profiling the server side (go test -bench
 // CachedPath -cpuprofile, -memprofile). The client shares the process, so
-// only ratios of server functions in a profile mean anything; the
+// only ratios of server functions in a profile mean anything
+// (-bench CachedPath/local_auth profiles the front-end alone,
+// CachedPath/baseline-local_auth its baseline); the
 // difference in allocs/op between a front-end and its baseline is the
 // front-end's own allocations per request.
 func BenchmarkCachedPath(b *testing.B) {
@@ -60,7 +62,7 @@ func BenchmarkCachedPath(b *testing.B) {
 		for _, tt := range []struct {
 			name string
 			t    Target
-		}{{t.Name, t}, {t.Name + "/baseline", t.WithAddr(addr)}} {
+		}{{t.Name, t}, {"baseline-" + t.Name, t.WithAddr(addr)}} {
 			b.Run(tt.name, func(b *testing.B) {
 				hc := NewClient(1)
 				ctx := context.Background()

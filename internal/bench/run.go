@@ -50,6 +50,11 @@ type Config struct {
 	RunTrueRuns int
 	// Progress gets a line per second while a measurement runs.
 	Progress io.Writer
+	// ProfileDir, when set, gets a CPU profile of each process measured
+	// in the throughput section: broker.prof of the session (all its
+	// front-ends; choose one with Frontends to profile it alone) and
+	// baseline-NAME.prof of each baseline, for go tool pprof -diff_base.
+	ProfileDir string
 }
 
 // Report is everything one run measured.
@@ -207,6 +212,19 @@ func (b *runner) progress(format string, args ...any) {
 	fmt.Fprintf(b.cfg.Progress, "\r\033[K"+format, args...)
 }
 
+// profiled adds to env the variable that makes a credbroker process
+// write its CPU profile to ProfileDir/name, when profiles are asked for.
+func (b *runner) profiled(env []string, name string) []string {
+	if b.cfg.ProfileDir == "" || name == "" {
+		return env
+	}
+	return append(slices.Clip(env), ProfileEnv+"="+filepath.Join(b.cfg.ProfileDir, name))
+}
+
+// ProfileEnv is the variable cmd/credbroker reads for a CPU profile of
+// its process.
+const ProfileEnv = "CREDBROKER_CPUPROFILE"
+
 func (b *runner) wanted(name string) bool {
 	return len(b.cfg.Frontends) == 0 || slices.Contains(b.cfg.Frontends, name)
 }
@@ -214,14 +232,14 @@ func (b *runner) wanted(name string) bool {
 // startSession runs `credbroker run` with the service-account key of
 // the fake Google endpoint and a probe child, and returns the process
 // (the broker, whose CPU is measured) and its front-ends.
-func (b *runner) startSession() (*Proc, []Target, error) {
+func (b *runner) startSession(profile string) (*Proc, []Target, error) {
 	sdir, err := os.MkdirTemp(b.dir, "session-")
 	if err != nil {
 		return nil, nil, err
 	}
 	p, err := StartProc(b.cfg.Exe,
 		[]string{"run", "--service-account-json", b.keyPath, "--log-level", "error", "--", b.cfg.Exe, "bench", "--probe"},
-		sessionEnv(sdir))
+		b.profiled(sessionEnv(sdir), profile))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -241,7 +259,7 @@ func (b *runner) startSession() (*Proc, []Target, error) {
 func (b *runner) throughput(ctx context.Context) ([]ThroughputRow, error) {
 	b.fg.SetTokenLifetime(time.Hour)
 	b.fg.SetFault(fakegoogle.Fault{})
-	sess, targets, err := b.startSession()
+	sess, targets, err := b.startSession("broker.prof")
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +288,8 @@ func (b *runner) throughput(ctx context.Context) ([]ThroughputRow, error) {
 		if err := writeHeader(bodyFile, header); err != nil {
 			return rows, err
 		}
-		base, err := StartProc(b.cfg.Exe, []string{"bench", "--serve-baseline", kind + ":" + bodyFile}, os.Environ())
+		base, err := StartProc(b.cfg.Exe, []string{"bench", "--serve-baseline", kind + ":" + bodyFile},
+			b.profiled(os.Environ(), "baseline-"+t.Name+".prof"))
 		if err != nil {
 			return rows, err
 		}
@@ -329,7 +348,7 @@ func (b *runner) coldBurst(ctx context.Context) ([]BurstRow, error) {
 	b.fg.SetTokenLifetime(time.Hour)
 	b.fg.SetFault(fakegoogle.Fault{Latency: 300 * time.Millisecond})
 	defer b.fg.SetFault(fakegoogle.Fault{})
-	sess, _, err := b.startSession()
+	sess, _, err := b.startSession("")
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +417,7 @@ func (b *runner) storm(ctx context.Context) ([]StormRow, *Result, error) {
 		}
 		// A session per front-end, so each row counts the mints of its
 		// own key.
-		sess, targets, err := b.startSession()
+		sess, targets, err := b.startSession("")
 		if err != nil {
 			return rows, nil, err
 		}
