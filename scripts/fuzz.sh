@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the project for a given time each, one after
-# the other, and stops at the first failure (the failing input is then in
-# the package's testdata/fuzz/<Target>/ directory; commit it as a seed
-# once fixed).
+# Runs every fuzz target of the project for a given time each and prints
+# one summary line per target (time, execs, new corpus entries, result).
+# On a failure the failing input is in the package's
+# testdata/fuzz/<Target>/ directory; commit it as a seed once fixed.
 #
-#   scripts/fuzz.sh            # 60s per target
+#   scripts/fuzz.sh            # 60s per target, one target at a time
 #   scripts/fuzz.sh 5m         # the run recorded in docs/robustness.md
 #   scripts/fuzz.sh 30s FuzzRequest FuzzParse   # only these targets
+#   JOBS=2 scripts/fuzz.sh 5m  # two targets at a time, one worker each
+#
+# With JOBS=1 (the default) each target gets as many fuzzing workers as
+# the machine has CPUs; with JOBS=N, N targets run at once with one
+# worker each, so the whole run takes about 1/N of the time. Each
+# target's full output goes to $FUZZ_LOGS (default .fuzz-logs/).
 #
 # CI does not run this script: `go test ./...` runs every target on its
 # seed corpus only (f.Add seeds and testdata/fuzz), which is quick.
@@ -15,6 +21,9 @@ cd "$(dirname "$0")/.."
 
 time="${1:-60s}"
 shift || true
+jobs="${JOBS:-1}"
+logs="${FUZZ_LOGS:-.fuzz-logs}"
+mkdir -p "$logs"
 
 # package  target  -- one line per parser.
 targets=(
@@ -45,17 +54,48 @@ targets=(
   "./internal/jwtclaims      FuzzExpiry"             # exp and email claims of upstream ID tokens
 )
 
-failed=0
+# fuzz PKG TARGET: runs one target and prints its summary line.
+fuzz() {
+  local pkg="$1" target="$2" log par=()
+  log="$logs/$(echo "${pkg#./}" | tr / _)-$target.log"
+  if [ "$jobs" -gt 1 ]; then par=(-parallel=1); fi
+  local start=$SECONDS result=pass
+  if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$time" "${par[@]}" "$pkg" >"$log" 2>&1; then
+    result=FAIL
+  fi
+  # The fuzzer's last progress line: "elapsed: 5m0s, execs: N (R/sec), new interesting: K (total: T)".
+  local last
+  last=$(grep -o 'elapsed: .*' "$log" | tail -1 || true)
+  printf '%-24s %-22s %-5s %4ss  %s\n' "${pkg#./}" "$target" "$result" "$((SECONDS - start))" "$last"
+  [ "$result" = pass ]
+}
+
+selected=()
 for line in "${targets[@]}"; do
   read -r pkg target <<<"$line"
   if [ "$#" -gt 0 ] && [[ " $* " != *" $target "* ]]; then
     continue
   fi
-  echo "=== $target ($pkg) for $time"
-  if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$time" "$pkg"; then
-    echo "FAIL: $target in $pkg" >&2
-    failed=1
-    break
+  selected+=("$pkg $target")
+done
+
+echo "fuzzing ${#selected[@]} target(s) for $time each, $jobs at a time; logs in $logs/"
+failed=0
+running=0
+for line in "${selected[@]}"; do
+  read -r pkg target <<<"$line"
+  fuzz "$pkg" "$target" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
   fi
 done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+if [ "$failed" != 0 ]; then
+  echo "FAIL: see the logs of the targets marked FAIL" >&2
+fi
 exit "$failed"
