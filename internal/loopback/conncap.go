@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,27 +15,43 @@ import (
 // doing nothing. Without that, clients parking idle keep-alive
 // connections (or connections that never send a byte) would lock every
 // other client out until their timeouts ran out.
+//
+// Membership (a connection admitted or released) changes under mu, once
+// per connection. The state a connection is in changes twice per
+// request and is one atomic store on the connection itself (see
+// limitConn.state): the token front-ends' hit path takes no lock here.
 type connTracker struct {
 	max int
 
 	mu    sync.Mutex
-	conns map[*limitConn]*connSlot
+	conns map[*limitConn]struct{}
 	// changed is closed whenever a slot frees or a connection turns
 	// idle: what a waiting newcomer needs to retry. It is made only when
 	// a newcomer waits, so the common case (a request ending on a
 	// keep-alive connection) allocates nothing.
 	changed chan struct{}
-}
+	// waiting is set, under mu, before a newcomer looks for a victim and
+	// cleared when changed is closed; a connection turning idle takes mu
+	// only while it is set.
+	waiting atomic.Bool
 
-// connSlot is one counted connection: its http.ConnState and when it
-// entered it, which orders the candidates for eviction.
-type connSlot struct {
-	state http.ConnState
-	since time.Time
+	// seq orders state changes: a connection's state carries the value
+	// it had when the connection entered that state.
+	seq atomic.Uint64
 }
 
 func newConnTracker(limit int) *connTracker {
-	return &connTracker{max: limit, conns: make(map[*limitConn]*connSlot)}
+	return &connTracker{max: limit, conns: make(map[*limitConn]struct{})}
+}
+
+// packState is what limitConn.state holds: the ConnState in the low
+// byte, the change's sequence number above it.
+func (t *connTracker) packState(st http.ConnState) uint64 {
+	return t.seq.Add(1)<<8 | uint64(st)
+}
+
+func unpackState(v uint64) (st http.ConnState, seq uint64) {
+	return http.ConnState(v & 0xff), v >> 8
 }
 
 // admit counts c against the cap. At the cap it closes the connection
@@ -43,12 +60,17 @@ func newConnTracker(limit int) *connTracker {
 // progress it returns false with a channel that is closed on the next
 // change worth retrying for.
 func (t *connTracker) admit(c *limitConn) (bool, <-chan struct{}) {
+	c.accepted = time.Now()
+	c.state.Store(t.packState(http.StateNew))
 	t.mu.Lock()
 	if len(t.conns) < t.max {
-		t.conns[c] = &connSlot{state: http.StateNew, since: time.Now()}
+		t.conns[c] = struct{}{}
 		t.mu.Unlock()
 		return true, nil
 	}
+	// Announce the wait before looking: a connection turning idle after
+	// the look below then sees the flag and wakes us (setState).
+	t.waiting.Store(true)
 	victim := t.victimLocked()
 	if victim == nil {
 		ch := t.changedLocked()
@@ -59,7 +81,7 @@ func (t *connTracker) admit(c *limitConn) (bool, <-chan struct{}) {
 	// newcomer can take it in between; the victim's own release later
 	// finds itself gone and frees nothing.
 	delete(t.conns, victim)
-	t.conns[c] = &connSlot{state: http.StateNew, since: time.Now()}
+	t.conns[c] = struct{}{}
 	t.mu.Unlock()
 	victim.Conn.Close()
 	return true, nil
@@ -74,23 +96,24 @@ func (t *connTracker) admit(c *limitConn) (bool, <-chan struct{}) {
 // faster than their requests can be read, from evicting each other.
 func (t *connTracker) victimLocked() *limitConn {
 	var best *limitConn
-	var bestSlot *connSlot
+	var bestSeq uint64
 	var silent []*limitConn
 	now := time.Now()
-	for c, s := range t.conns {
+	for c := range t.conns {
+		st, seq := unpackState(c.state.Load())
 		switch {
-		case s.state == http.StateIdle:
-			if bestSlot == nil || s.since.Before(bestSlot.since) {
-				best, bestSlot = c, s
+		case st == http.StateIdle:
+			if best == nil || seq < bestSeq {
+				best, bestSeq = c, seq
 			}
-		case s.state == http.StateNew && now.Sub(s.since) >= newGrace:
+		case st == http.StateNew && now.Sub(c.accepted) >= newGrace:
 			silent = append(silent, c)
 		}
 	}
 	if best != nil {
 		return best
 	}
-	slices.SortFunc(silent, func(a, b *limitConn) int { return t.conns[a].since.Compare(t.conns[b].since) })
+	slices.SortFunc(silent, func(a, b *limitConn) int { return a.accepted.Compare(b.accepted) })
 	for _, c := range silent {
 		if !hasInput(c.Conn) {
 			return c
@@ -110,22 +133,18 @@ func (t *connTracker) setState(nc net.Conn, st http.ConnState) {
 	if !ok {
 		return
 	}
-	if st == http.StateClosed {
+	switch st {
+	case http.StateClosed:
 		t.release(c)
 		return
+	case http.StateNew:
+		return // admit recorded it, with the time of accept
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.conns[c]
-	if !ok {
-		return // already evicted or released
-	}
-	if st == http.StateNew && s.state == http.StateNew {
-		return // keep the time of accept
-	}
-	s.state, s.since = st, time.Now()
-	if st == http.StateIdle {
+	c.state.Store(t.packState(st))
+	if st == http.StateIdle && t.waiting.Load() {
+		t.mu.Lock()
 		t.notifyLocked()
+		t.mu.Unlock()
 	}
 }
 
@@ -153,6 +172,7 @@ func (t *connTracker) notifyLocked() {
 		close(t.changed)
 		t.changed = nil
 	}
+	t.waiting.Store(false)
 }
 
 // limitListener caps open connections across the listeners sharing tr.
@@ -196,6 +216,12 @@ func (l *limitListener) Close() error {
 type limitConn struct {
 	net.Conn
 	tr *connTracker
+	// state is the connection's http.ConnState and the order in which
+	// it entered it (connTracker.packState), read by victimLocked.
+	state atomic.Uint64
+	// accepted is when admit first saw the connection; written before
+	// the connection is shared, then only read.
+	accepted time.Time
 }
 
 func (c *limitConn) Close() error {

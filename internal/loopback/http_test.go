@@ -156,9 +156,10 @@ func waitConns(t *testing.T, s *HTTPServer, ok func(idle, total int) bool) {
 	t.Helper()
 	for {
 		s.tr.mu.Lock()
+		s.tr.waiting.Store(true) // as a waiting newcomer: idle transitions notify
 		idle, total := 0, len(s.tr.conns)
-		for _, slot := range s.tr.conns {
-			if slot.state == http.StateIdle {
+		for c := range s.tr.conns {
+			if st, _ := unpackState(c.state.Load()); st == http.StateIdle {
 				idle++
 			}
 		}
