@@ -17,6 +17,11 @@ import (
 // admits both "metadata.google.internal" and "metadata.google.internal:80"
 // while a bare "metadata.google.internal" admits any port.
 func HostAllowed(host string, port int, extra ...string) bool {
+	return isLoopbackHost(host, port) || hostAllowed(host, port, extra)
+}
+
+// hostAllowed is HostAllowed without the quick path.
+func hostAllowed(host string, port int, extra []string) bool {
 	name, hostPort, ok := splitHost(host)
 	if !ok {
 		return false
@@ -34,6 +39,34 @@ func HostAllowed(host string, port int, extra ...string) bool {
 		}
 	}
 	return false
+}
+
+// isLoopbackHost is HostAllowed's quick yes for what local clients send,
+// "127.0.0.1:PORT", "localhost:PORT" or "[::1]:PORT" in lower case, with
+// no allocation; anything else takes the general path.
+func isLoopbackHost(host string, port int) bool {
+	var rest string
+	var ok bool
+	switch {
+	case strings.HasPrefix(host, "127.0.0.1:"):
+		rest, ok = host[len("127.0.0.1:"):], true
+	case strings.HasPrefix(host, "localhost:"):
+		rest, ok = host[len("localhost:"):], true
+	case strings.HasPrefix(host, "[::1]:"):
+		rest, ok = host[len("[::1]:"):], true
+	}
+	if !ok || rest == "" || len(rest) > 5 || rest[0] == '0' || port <= 0 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n == port
 }
 
 // splitHost splits "name", "name:port", "[v6]" or "[v6]:port" into a
@@ -70,7 +103,9 @@ var browserHeaders = []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-
 // send. Token endpoints that no web page should call refuse such requests.
 func FromBrowser(r *http.Request) bool {
 	for _, h := range browserHeaders {
-		if r.Header.Get(h) != "" {
+		// The names are canonical already: index the map directly
+		// rather than through Get, which canonicalizes every time.
+		if v := r.Header[h]; len(v) > 0 && v[0] != "" {
 			return true
 		}
 	}
