@@ -1,6 +1,7 @@
 package localauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"credbroker/broker"
@@ -169,14 +171,16 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	if r.ContentLength < 0 || r.ContentLength >= maxBody {
 		return nil, errorf(http.StatusBadRequest, "Expecting 'Content-Length' header, <64Kb")
 	}
-	body := make([]byte, r.ContentLength)
+	buf := getBody(int(r.ContentLength))
+	defer putBody(buf)
+	body := *buf
 	if _, err := io.ReadFull(r.Body, body); err != nil {
 		return nil, errorf(http.StatusBadGateway, "Can't read the request body")
 	}
 	if method != methodOAuth && method != methodID {
 		return nil, errorf(http.StatusNotFound, "Unknown RPC method %q", method)
 	}
-	req, err := decodeRequest(method, body)
+	req, kept, err := s.decode(method, body)
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +190,14 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	if !s.accounts[req.AccountID] {
 		return nil, errorf(http.StatusNotFound, "Unrecognized account ID %q.", req.AccountID)
 	}
+	if !kept {
+		s.recent.Store(&recentRequest{method: method, body: bytes.Clone(body), req: req})
+	}
 
-	start := time.Now()
+	var start time.Time
+	if s.debug {
+		start = time.Now()
+	}
 	var tok broker.Token
 	// what is made only when the debug line is written: a cached token
 	// is served in far less time than the attributes take to build.
@@ -198,7 +208,7 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	} else {
 		tok, err = s.Tokens.IDToken(ctx, req.AccountID, req.Audience, MinTokenLifetime)
 	}
-	if s.Logger.Enabled(ctx, slog.LevelDebug) {
+	if s.debug {
 		s.logIssue(r, req.AccountID, what(), start, tok, err)
 	}
 	if err != nil {
@@ -212,6 +222,56 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	}
 	return idResponse{IDToken: tok.Value, Expiry: tok.Expiry.Unix()}, nil
 }
+
+// recentRequest is the latest request that passed the secret and account
+// checks, with its decoding: clients send the same body over and over,
+// and an equal body need not be decoded again.
+type recentRequest struct {
+	method string
+	body   []byte // a copy: the decoded strings point into it
+	req    *request
+}
+
+// decode returns the request in body, decoded once more or, when body is
+// byte for byte the recent request's, that one's decoding (kept). The
+// comparison takes constant time, because the body holds the secret.
+// The request decoded afresh does not point into body, which the caller
+// reuses.
+func (s *Server) decode(method string, body []byte) (req *request, kept bool, err error) {
+	if rc := s.recent.Load(); rc != nil && rc.method == method && len(rc.body) == len(body) &&
+		subtle.ConstantTimeCompare(rc.body, body) == 1 {
+		return rc.req, true, nil
+	}
+	req, err = decodeRequest(method, bytes.Clone(body))
+	return req, false, err
+}
+
+// bodies holds request body buffers between requests; most bodies are a
+// few hundred bytes.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// getBody returns a buffer of n bytes from the pool (or a new one when n
+// is larger than pooled buffers keep).
+func getBody(n int) *[]byte {
+	if n > maxPooledBody {
+		b := make([]byte, n)
+		return &b
+	}
+	b := bodies.Get().(*[]byte)
+	if cap(*b) < n {
+		*b = make([]byte, n, maxPooledBody)
+	}
+	*b = (*b)[:n]
+	return b
+}
+
+func putBody(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		bodies.Put(b)
+	}
+}
+
+const maxPooledBody = 4 << 10
 
 // decodeRequest parses and validates a body. Scopes come back sorted and
 // de-duplicated. Fields are checked for presence in LUCI's order (what is

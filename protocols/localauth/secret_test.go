@@ -3,6 +3,8 @@ package localauth
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,4 +45,47 @@ func TestGivenSecret(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecentRequestIsNoShortcut shows that keeping the decoding of the
+// latest good request changes no answer: the same body again is served
+// the same, a body that differs in the secret alone is refused, and the
+// same body on the other method is read as that method's.
+func TestRecentRequestIsNoShortcut(t *testing.T) {
+	_, info, fake := startFake(t)
+	good := `{"scopes":["b","a"],"secret":"{{SECRET}}","account_id":"task"}`
+	wrong := base64.StdEncoding.EncodeToString(otherSecret(info.Secret))
+	tests := []struct {
+		name     string
+		req      rawReq
+		status   int
+		body     string
+		wantCall string
+	}{
+		{"first", rawReq{body: good}, 200, `{"access_token":"tok[a,b]lt=3m0s","expiry":1795375074}` + "\n", `access task ["a" "b"] 3m0s`},
+		{"again", rawReq{body: good}, 200, `{"access_token":"tok[a,b]lt=3m0s","expiry":1795375074}` + "\n", `access task ["a" "b"] 3m0s`},
+		{"same length, wrong secret", rawReq{body: strings.Replace(good, "{{SECRET}}", wrong, 1)}, 403, "Invalid secret.\n", ""},
+		{"same body, GetIDToken", rawReq{uri: "/rpc/LuciLocalAuthService.GetIDToken", body: good}, 400, `Bad request: field "audience" is required.` + "\n", ""},
+		{"other scopes", rawReq{body: strings.Replace(good, `"b","a"`, `"c"`, 1)}, 200, `{"access_token":"tok[c]lt=3m0s","expiry":1795375074}` + "\n", `access task ["c"] 3m0s`},
+		{"first body once more", rawReq{body: good}, 200, `{"access_token":"tok[a,b]lt=3m0s","expiry":1795375074}` + "\n", `access task ["a" "b"] 3m0s`},
+	}
+	for _, tt := range tests {
+		raw, half := tt.req.bytes(info)
+		fake.record("")
+		status, body := parseResponse(t, exchange(t, info.Port, raw, half))
+		if status != tt.status || body != tt.body {
+			t.Errorf("%s: got %d %q, want %d %q", tt.name, status, body, tt.status, tt.body)
+		}
+		if got := fake.lastCall(); got != tt.wantCall {
+			t.Errorf("%s: token core asked %q, want %q", tt.name, got, tt.wantCall)
+		}
+	}
+}
+
+// otherSecret is secret with its first byte changed, so the encoded
+// bodies have the same length.
+func otherSecret(secret []byte) []byte {
+	s := bytes.Clone(secret)
+	s[0] ^= 1
+	return s
 }

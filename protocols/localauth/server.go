@@ -78,6 +78,10 @@ type Server struct {
 	// last is the encoded answer of the latest access token served:
 	// clients ask for the same cached token over and over.
 	last atomic.Pointer[answer]
+	// recent is the latest request that passed the checks (see decode).
+	recent atomic.Pointer[recentRequest]
+	// debug is whether Logger takes debug lines, asked once at Start.
+	debug bool
 }
 
 // Info is what clients need to reach a started server: the contents of the
@@ -121,6 +125,7 @@ func (s *Server) Start(ctx context.Context) (Info, error) {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
+	s.debug = s.Logger.Enabled(ctx, slog.LevelDebug)
 
 	accounts, err := s.describeAccounts()
 	if err != nil {
