@@ -1,15 +1,18 @@
 package refreshgrant
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"credbroker/broker"
@@ -53,7 +56,28 @@ type Grant struct {
 	// FromBrowser tells requests from web pages, which Wrap refuses;
 	// loopback.FromBrowser when nil.
 	FromBrowser func(*http.Request) bool
+
+	// recent is the latest url-encoded body that passed the checks:
+	// clients send the same one over and over (see authorize).
+	recent atomic.Pointer[[]byte]
+	// last is the latest answer written, kept encoded (see answerFor).
+	last atomic.Pointer[answer]
 }
+
+// answer is the encoded success response for one token and expires_in:
+// it changes once a second, not once a request.
+type answer struct {
+	token  string
+	exp    int64
+	body   []byte   // JSON and a newline
+	length []string // the Content-Length header value
+}
+
+// Header values shared by every answer: net/http only reads them.
+var (
+	contentTypeJSON = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
 
 // Error is a failure with its status and OAuth 2.0 error code (RFC 6749
 // §5.2). Descriptions never hold a token or a secret.
@@ -83,16 +107,8 @@ func (g *Grant) ServeToken(w http.ResponseWriter, r *http.Request) error {
 		return &Error{http.StatusMethodNotAllowed, "invalid_request", "the token endpoint takes POST"}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	form, err := g.parseForm(r)
-	if err != nil {
-		return &Error{http.StatusBadRequest, "invalid_request", "cannot parse the form body"}
-	}
-	if form("grant_type") != "refresh_token" {
-		return &Error{http.StatusBadRequest, "unsupported_grant_type", "expecting 'refresh_token' grant type"}
-	}
-	if subtle.ConstantTimeCompare([]byte(form("refresh_token")), g.Secret) != 1 {
-		g.logger().Warn(g.Label+": wrong refresh token", "peer", r.RemoteAddr)
-		return &Error{http.StatusBadRequest, "invalid_grant", g.WrongSecret}
+	if err := g.authorize(r); err != nil {
+		return err
 	}
 	tok, err := g.Tokens.AccessToken(r.Context(), g.Account, g.Scopes, g.MinLifetime)
 	if err != nil {
@@ -104,17 +120,75 @@ func (g *Grant) ServeToken(w http.ResponseWriter, r *http.Request) error {
 		// or an incomplete token.
 		exp = max(int64(tok.Expiry.Sub(g.now())/time.Second), 1)
 	}
-	body, err := json.Marshal(tokenResponse{tok.Value, exp, "Bearer"})
+	a, err := g.answerFor(tok.Value, exp)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	_, _ = w.Write(append(body, '\n'))
-	g.logger().Debug("token issued", "frontend", g.Label, "account", g.Account, "scopes", g.Scopes,
-		"expires_in", exp, "peer", r.RemoteAddr, "latency", time.Since(start))
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
+	h["Content-Length"] = a.length
+	_, _ = w.Write(a.body)
+	if l := g.logger(); l.Enabled(r.Context(), slog.LevelDebug) {
+		l.Debug("token issued", "frontend", g.Label, "account", g.Account, "scopes", g.Scopes,
+			"expires_in", exp, "peer", r.RemoteAddr, "latency", time.Since(start))
+	}
 	return nil
+}
+
+// authorize checks that the request is a refresh-token grant with the
+// session's secret. A url-encoded body equal, byte for byte, to the
+// latest one that passed is not parsed again; the comparison takes
+// constant time, because the body holds the secret.
+func (g *Grant) authorize(r *http.Request) error {
+	if r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" || r.ContentLength <= 0 || r.ContentLength > maxForm {
+		return g.checkForm(r)
+	}
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return &Error{http.StatusBadRequest, "invalid_request", "cannot parse the form body"}
+	}
+	if rc := g.recent.Load(); rc != nil && len(*rc) == len(body) && subtle.ConstantTimeCompare(*rc, body) == 1 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := g.checkForm(r); err != nil {
+		return err
+	}
+	g.recent.Store(&body)
+	return nil
+}
+
+// checkForm parses the form and checks the grant type and the secret.
+func (g *Grant) checkForm(r *http.Request) error {
+	form, err := g.parseForm(r)
+	if err != nil {
+		return &Error{http.StatusBadRequest, "invalid_request", "cannot parse the form body"}
+	}
+	if form("grant_type") != "refresh_token" {
+		return &Error{http.StatusBadRequest, "unsupported_grant_type", "expecting 'refresh_token' grant type"}
+	}
+	if subtle.ConstantTimeCompare([]byte(form("refresh_token")), g.Secret) != 1 {
+		g.logger().Warn(g.Label+": wrong refresh token", "peer", r.RemoteAddr)
+		return &Error{http.StatusBadRequest, "invalid_grant", g.WrongSecret}
+	}
+	return nil
+}
+
+// answerFor returns the encoded answer for a token and its expires_in,
+// the latest one again when they are the same.
+func (g *Grant) answerFor(token string, exp int64) (*answer, error) {
+	if a := g.last.Load(); a != nil && a.exp == exp && a.token == token {
+		return a, nil
+	}
+	body, err := json.Marshal(tokenResponse{token, exp, "Bearer"})
+	if err != nil {
+		return nil, err
+	}
+	body = append(body, '\n')
+	a := &answer{token: token, exp: exp, body: body, length: []string{strconv.Itoa(len(body))}}
+	g.last.Store(a)
+	return a, nil
 }
 
 // Wrap adds the checks every route of a token endpoint needs (the Host a

@@ -297,3 +297,44 @@ func (r *recorder) Write(b []byte) (int, error) {
 	}
 	return r.body.Write(b)
 }
+
+// TestRecentBodyIsNoShortcut shows that keeping the latest good body
+// changes no answer: the same body is served again, one that differs in
+// the secret alone (same length) or in the grant type is refused, and
+// the answer follows the token's expiry as it moves.
+func TestRecentBodyIsNoShortcut(t *testing.T) {
+	now := testNow
+	g := newGrant(&fakeTokens{}, false)
+	g.Now = func() time.Time { return now }
+	u := serve(t, g)
+	const form = "application/x-www-form-urlencoded"
+	good := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {testSecret}}.Encode()
+	wrongSecret := strings.Replace(good, url.QueryEscape(testSecret), url.QueryEscape("abc+def/ghj"), 1)
+	wrongGrant := strings.Replace(good, "refresh_token&", "refresh_tokeN&", 1)
+	if len(wrongSecret) != len(good) || len(wrongGrant) != len(good) || wrongGrant == good {
+		t.Fatal("the test bodies must differ from the good one at equal length")
+	}
+	answer := func(exp int) string {
+		return fmt.Sprintf(`{"access_token":"tok1","expires_in":%d,"token_type":"Bearer"}`+"\n", exp)
+	}
+	steps := []struct {
+		name   string
+		body   string
+		later  time.Duration
+		status int
+		want   string
+	}{
+		{"first", good, 0, 200, answer(1799)},
+		{"again", good, 0, 200, answer(1799)},
+		{"wrong secret", wrongSecret, 0, 400, `{"error":"invalid_grant","error_description":"wrong refresh_token (TEST_TOKEN)"}` + "\n"},
+		{"wrong grant type", wrongGrant, 0, 400, `{"error":"unsupported_grant_type","error_description":"expecting 'refresh_token' grant type"}` + "\n"},
+		{"a second later", good, time.Second, 200, answer(1798)},
+	}
+	for _, st := range steps {
+		now = now.Add(st.later)
+		status, _, body := post(t, http.MethodPost, u, form, []byte(st.body), nil)
+		if status != st.status || body != st.want {
+			t.Errorf("%s: got %d %q, want %d %q", st.name, status, body, st.status, st.want)
+		}
+	}
+}
