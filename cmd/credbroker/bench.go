@@ -28,6 +28,7 @@ func benchCommand() *cli.Command {
 			"cost of `credbroker run -- true`. Nothing leaves loopback. See docs/performance.md.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "duration", Value: 5 * time.Second, Usage: "length of each throughput measurement"},
+			&cli.IntFlag{Name: "rounds", Value: 4, Usage: "turns the baseline and the broker take, alternating, within each measurement's duration"},
 			&cli.StringFlag{Name: "concurrency", Value: "1,16,64", Usage: "connection counts to measure at, comma-separated"},
 			&cli.StringFlag{Name: "frontends", Usage: "front-ends to measure, comma-separated (default: all of " + strings.Join(bench.Frontends, ",") + ")"},
 			&cli.DurationFlag{Name: "storm-duration", Value: 40 * time.Second, Usage: "length of the expiry storm per front-end (0 skips it)"},
@@ -98,6 +99,7 @@ func benchAction(c *cli.Context) error {
 	cfg := bench.Config{
 		Exe:           exe,
 		Duration:      c.Duration("duration"),
+		Rounds:        c.Int("rounds"),
 		StormDuration: c.Duration("storm-duration"),
 		StormLifetime: c.Duration("storm-lifetime"),
 		StormLatency:  c.Duration("storm-latency"),
@@ -114,6 +116,9 @@ func benchAction(c *cli.Context) error {
 			return brokerError(err)
 		}
 	}
+	if cfg.Rounds < 1 || cfg.Rounds > 100 {
+		return usageError("--rounds %d: want 1 to 100", cfg.Rounds)
+	}
 	conc := c.String("concurrency")
 	if c.Bool("quick") {
 		// Only what the user did not set explicitly.
@@ -128,6 +133,9 @@ func benchAction(c *cli.Context) error {
 		}
 		if !c.IsSet("run-true") {
 			cfg.RunTrueRuns = 5
+		}
+		if !c.IsSet("rounds") {
+			cfg.Rounds = 1
 		}
 		if !c.IsSet("concurrency") {
 			conc = "1,16"

@@ -46,6 +46,35 @@ func NewClient(conns int) *http.Client {
 // protocol has it), for d. progress, when set, is called about once a
 // second with the requests done so far.
 func Load(ctx context.Context, target Target, conns int, d time.Duration, progress func(done int)) Result {
+	return loadRaw(ctx, target, conns, d, progress).summarize()
+}
+
+// rawResult is one load run before its latencies are summarized, so that
+// several runs can be merged into one Result.
+type rawResult struct {
+	lat      []time.Duration
+	elapsed  time.Duration
+	errs     int
+	firstErr string
+}
+
+// merge adds o's requests, time and errors to r.
+func (r *rawResult) merge(o rawResult) {
+	r.lat = append(r.lat, o.lat...)
+	r.elapsed += o.elapsed
+	r.errs += o.errs
+	if r.firstErr == "" {
+		r.firstErr = o.firstErr
+	}
+}
+
+func (r rawResult) summarize() Result {
+	res := summarize(r.lat, r.elapsed)
+	res.Errors, res.FirstError = r.errs, r.firstErr
+	return res
+}
+
+func loadRaw(ctx context.Context, target Target, conns int, d time.Duration, progress func(done int)) rawResult {
 	hc := NewClient(conns)
 	defer hc.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, d)
@@ -111,9 +140,7 @@ func Load(ctx context.Context, target Target, conns int, d time.Duration, progre
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(stopProgress)
-	r := summarize(all, elapsed)
-	r.Errors, r.FirstError = errs, firstErr
-	return r
+	return rawResult{lat: all, elapsed: elapsed, errs: errs, firstErr: firstErr}
 }
 
 // summarize computes the rate and the latency quantiles.

@@ -40,6 +40,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Throughput) > 0 {
 		fmt.Fprintf(w, "\nCached token path, broker vs a bare server answering as many bytes (ratio = broker/baseline; targets at %d conns: req/s ≥ %.2f, CPU ≤ %.2f, p99 ≤ %.2f)\n",
 			TargetConns, TargetRPSRatio, TargetCPURatio, TargetP99Ratio)
+		if r.Rounds > 1 {
+			fmt.Fprintf(w, "each row: %d alternating turns of the baseline and the broker, merged\n", r.Rounds)
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "front-end\tconns\treq/s\tbase req/s\tratio\tp50\tp99\tp99.9\tmax\tbase p99\tp99 ratio\tCPU/req\tbase CPU/req\tCPU ratio\terrors\ttarget\t")
 		for _, row := range r.Throughput {

@@ -31,6 +31,9 @@ type Config struct {
 	// Duration of each throughput measurement (each front-end × each
 	// concurrency, and the same for its baseline).
 	Duration time.Duration
+	// Rounds is how many turns the baseline and the broker take at each
+	// concurrency, sharing Duration; 1 measures each once.
+	Rounds int
 	// Concurrency lists the numbers of connections to measure at.
 	Concurrency []int
 	// Frontends to measure; all when empty.
@@ -66,7 +69,9 @@ type Report struct {
 	LoadAfter string    `json:"loadavg_after,omitempty"`
 	// Build is how the measured binary was built (cgo, tags): a binary
 	// linked against the C library starts with more resident memory.
-	Build      string          `json:"build,omitempty"`
+	Build string `json:"build,omitempty"`
+	// Rounds is Config.Rounds of the throughput section.
+	Rounds     int             `json:"rounds,omitempty"`
 	Throughput []ThroughputRow `json:"throughput"`
 	ColdBurst  []BurstRow      `json:"cold_burst,omitempty"`
 	Storm      []StormRow      `json:"expiry_storm,omitempty"`
@@ -160,6 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	b := &runner{cfg: cfg, fg: fg, dir: dir, keyPath: keyPath}
 
 	if len(cfg.Concurrency) > 0 && cfg.Duration > 0 {
+		rep.Rounds = max(cfg.Rounds, 1)
 		if rep.Throughput, err = b.throughput(ctx); err != nil {
 			return rep, err
 		}
@@ -296,11 +302,9 @@ func (b *runner) throughput(ctx context.Context) ([]ThroughputRow, error) {
 		bt := t.WithAddr(base.Line)
 		for _, c := range b.cfg.Concurrency {
 			row := ThroughputRow{Frontend: t.Name, Concurrency: c, AnswerBytes: len(sample)}
-			// The baseline first, then the broker, each after a short
-			// warm-up that opens the connections.
 			var cpuBase, cpuOurs time.Duration
-			row.Base, cpuBase = b.measure(ctx, bt, base.Pid, c, "baseline "+t.Name)
-			row.Ours, cpuOurs = b.measure(ctx, t, sess.Pid, c, t.Name)
+			row.Base, row.Ours, cpuBase, cpuOurs = b.measurePair(ctx,
+				side{bt, base.Pid, "baseline " + t.Name}, side{t, sess.Pid, t.Name}, c)
 			row.BaseCPU = perRequest(cpuBase, row.Base.Requests)
 			row.OursCPU = perRequest(cpuOurs, row.Ours.Requests)
 			row.RPSRatio = ratio(row.Ours.RPS, row.Base.RPS)
@@ -314,16 +318,48 @@ func (b *runner) throughput(ctx context.Context) ([]ThroughputRow, error) {
 	return rows, nil
 }
 
-// measure loads t at c connections for the configured duration and
-// returns the result with the CPU time process pid used meanwhile.
-func (b *runner) measure(ctx context.Context, t Target, pid, c int, label string) (Result, time.Duration) {
-	Load(ctx, t, c, min(b.cfg.Duration/5, time.Second), nil)
-	before, _ := CPUTime(pid)
-	d := b.cfg.Duration
-	r := Load(ctx, t, c, d, func(n int) {
-		b.progress("%-20s c=%-4d %8d requests", label, c, n)
+// side is one server of a comparison: what to load and whose CPU to count.
+type side struct {
+	t     Target
+	pid   int
+	label string
+}
+
+// measurePair loads the baseline and the broker in turns, Rounds times
+// in all (baseline, broker, broker, baseline, ...), each for its share
+// of Duration, and returns each side's merged result and CPU time.
+// Alternating cancels out what drifts over a run (other load on the
+// machine, CPU frequency, a GC of the load generator) instead of
+// charging all of it to whichever side ran last.
+func (b *runner) measurePair(ctx context.Context, base, ours side, c int) (Result, Result, time.Duration, time.Duration) {
+	rounds := max(b.cfg.Rounds, 1)
+	d := b.cfg.Duration / time.Duration(rounds)
+	warm := min(d/5, time.Second)
+	var raw [2]rawResult
+	var cpu [2]time.Duration
+	sides := [2]side{base, ours}
+	for i := range rounds {
+		// ABBA order: each side runs first as often as second.
+		first := (i/2 + i) % 2
+		for _, j := range []int{first, 1 - first} {
+			r, used := b.measure(ctx, sides[j], c, d, warm)
+			raw[j].merge(r)
+			cpu[j] += used
+		}
+	}
+	return raw[0].summarize(), raw[1].summarize(), cpu[0], cpu[1]
+}
+
+// measure loads s.t at c connections for d after a warm-up that opens
+// the connections, and returns the result with the CPU time process
+// s.pid used meanwhile.
+func (b *runner) measure(ctx context.Context, s side, c int, d, warm time.Duration) (rawResult, time.Duration) {
+	loadRaw(ctx, s.t, c, warm, nil)
+	before, _ := CPUTime(s.pid)
+	r := loadRaw(ctx, s.t, c, d, func(n int) {
+		b.progress("%-20s c=%-4d %8d requests", s.label, c, n)
 	})
-	after, _ := CPUTime(pid)
+	after, _ := CPUTime(s.pid)
 	return r, after - before
 }
 
