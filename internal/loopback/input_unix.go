@@ -28,3 +28,13 @@ func hasInput(c net.Conn) bool {
 	})
 	return pending
 }
+
+// MayHaveInput reports whether bytes the peer sent may wait unread on c,
+// which closing c would answer with a reset instead of a clean end. It is true
+// when it cannot tell (c is not a socket).
+func MayHaveInput(c net.Conn) bool {
+	if _, ok := c.(syscall.Conn); !ok {
+		return true
+	}
+	return hasInput(c)
+}

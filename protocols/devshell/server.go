@@ -280,11 +280,15 @@ func expiresIn(t broker.Token, now time.Time) int64 {
 	return max(int64(t.Expiry.Sub(now)/time.Second), 1)
 }
 
-// linger half-closes the connection and reads what the client may still
-// send (a trailing newline, extra bytes) until it closes, for at most
-// lingerTimeout. Closing with unread input would send a reset instead of
-// a clean end.
+// linger, when the client has sent more than its request (a trailing
+// newline, extra bytes), half-closes the connection and reads the rest
+// until the client closes, for at most lingerTimeout: closing with
+// unread input would send a reset instead of a clean end. A client that
+// sent its request alone, as most do, is closed at once.
 func linger(c net.Conn) {
+	if !loopback.MayHaveInput(c) {
+		return
+	}
 	type closeWriter interface{ CloseWrite() error }
 	cw, ok := c.(closeWriter)
 	if !ok {
