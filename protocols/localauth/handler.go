@@ -180,7 +180,7 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	if method != methodOAuth && method != methodID {
 		return nil, errorf(http.StatusNotFound, "Unknown RPC method %q", method)
 	}
-	req, kept, err := s.decode(method, body)
+	req, own, err := s.decode(method, body)
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +190,8 @@ func (s *Server) handle(ctx context.Context, r *http.Request) (any, error) {
 	if !s.accounts[req.AccountID] {
 		return nil, errorf(http.StatusNotFound, "Unrecognized account ID %q.", req.AccountID)
 	}
-	if !kept {
-		s.recent.Store(&recentRequest{method: method, body: bytes.Clone(body), req: req})
+	if own != nil {
+		s.recent.Store(&recentRequest{method: method, body: own, req: req})
 	}
 
 	var start time.Time
@@ -232,18 +232,19 @@ type recentRequest struct {
 	req    *request
 }
 
-// decode returns the request in body, decoded once more or, when body is
-// byte for byte the recent request's, that one's decoding (kept). The
-// comparison takes constant time, because the body holds the secret.
-// The request decoded afresh does not point into body, which the caller
-// reuses.
-func (s *Server) decode(method string, body []byte) (req *request, kept bool, err error) {
+// decode returns the request in body: when body is byte for byte the
+// recent request's, that one's decoding, else a new one, made from a
+// copy of body (own) that its strings point into, since the caller
+// reuses body. The comparison takes constant time, because the body
+// holds the secret.
+func (s *Server) decode(method string, body []byte) (req *request, own []byte, err error) {
 	if rc := s.recent.Load(); rc != nil && rc.method == method && len(rc.body) == len(body) &&
 		subtle.ConstantTimeCompare(rc.body, body) == 1 {
-		return rc.req, true, nil
+		return rc.req, nil, nil
 	}
-	req, err = decodeRequest(method, bytes.Clone(body))
-	return req, false, err
+	own = bytes.Clone(body)
+	req, err = decodeRequest(method, own)
+	return req, own, err
 }
 
 // bodies holds request body buffers between requests; most bodies are a
