@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,55 +19,12 @@ import (
 	"credbroker/broker/brokertest"
 	"credbroker/daemon"
 	"credbroker/dashboard"
+	"credbroker/internal/chromiumtest"
 	"credbroker/lucictx"
 	"credbroker/protocols/localauth"
 
 	"github.com/chromedp/chromedp"
 )
-
-// chromiumPath finds Debian's chromium, or skips.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("a Chromium run takes seconds; skipped with -short")
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("no chromium on PATH (Debian package chromium)")
-	return ""
-}
-
-// newChromium starts a headless Chromium with a fresh profile and returns
-// a browser context for it.
-func newChromium(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return bctx
-}
 
 // newDaemon runs a real daemon on a real broker whose two accounts mint
 // numbered tokens "ya29.dash-N".
@@ -148,7 +104,7 @@ func endpointOf(in daemon.Info, name string) string {
 // TestChromiumRevoke shows a real daemon's two sessions in Chromium and
 // revokes one with its button.
 func TestChromiumRevoke(t *testing.T) {
-	chromiumPath(t)
+	chromiumtest.Path(t)
 	ctx := context.Background()
 	d := newDaemon(t)
 	a := createSession(t, d, daemon.CreateRequest{TTL: "8h", Frontends: daemon.Frontends{LocalAuth: true, GCEMeta: true}})
@@ -194,37 +150,40 @@ func TestChromiumRevoke(t *testing.T) {
 		}
 	}
 
-	bctx := newChromium(t)
+	bctx := chromiumtest.New(t, 1280, 900)
 	var pageHTML string
 	var before, after []byte
 	steps := []struct {
 		name string
 		run  func() error
 	}{
-		{"open the dashboard", func() error { return chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")) }},
-		{"two live sessions", func() error { return waitJS(bctx, `document.querySelector("#live-count").textContent === "2"`) }},
-		{"both listed", func() error {
-			return waitJS(bctx, fmt.Sprintf(`!!document.getElementById("session-%s") && !!document.getElementById("session-%s")`, a.ID, b.ID))
+		{"open the dashboard", func() error { return chromiumtest.Navigate(bctx, srv.URL+"/") }},
+		{"two live sessions", func() error {
+			return chromiumtest.WaitJS(bctx, `document.querySelector("#live-count").textContent === "2"`)
 		}},
-		{"the chart drew bars", func() error { return waitJS(bctx, `document.querySelectorAll("svg.chart rect.ok").length >= 1`) }},
+		{"both listed", func() error {
+			return chromiumtest.WaitJS(bctx, fmt.Sprintf(`!!document.getElementById("session-%s") && !!document.getElementById("session-%s")`, a.ID, b.ID))
+		}},
+		{"the chart drew bars", func() error {
+			return chromiumtest.WaitJS(bctx, `document.querySelectorAll("svg.chart rect.ok").length >= 1`)
+		}},
 		{"page source", func() (err error) {
 			pageHTML, err = chromedp.Run(bctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 			return err
 		}},
-		{"screenshot", func() (err error) { before, err = chromedp.Run(bctx, chromedp.FullScreenshot(100)); return err }},
-		{"revoke the first", func() error { return chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#revoke-"+a.ID))) }},
+		{"screenshot", func() (err error) { before, err = chromiumtest.Screenshot(bctx); return err }},
+		{"revoke the first", func() error { return chromiumtest.Click(bctx, "#revoke-"+a.ID) }},
 		{"one live session", func() error {
-			return waitJS(bctx, fmt.Sprintf(`document.querySelector("#live-count") && document.querySelector("#live-count").textContent === "1" && !document.getElementById("session-%s") && !!document.getElementById("session-%s")`, a.ID, b.ID))
+			return chromiumtest.WaitJS(bctx, fmt.Sprintf(`document.querySelector("#live-count") && document.querySelector("#live-count").textContent === "1" && !document.getElementById("session-%s") && !!document.getElementById("session-%s")`, a.ID, b.ID))
 		}},
 		{"the revoke is an event", func() error {
-			return waitJS(bctx, `[...document.querySelectorAll("table.events td")].some(td => td.textContent === "by owner (local mode)")`)
+			return chromiumtest.WaitJS(bctx, `[...document.querySelectorAll("table.events td")].some(td => td.textContent === "by owner (local mode)")`)
 		}},
-		{"screenshot after", func() (err error) { after, err = chromedp.Run(bctx, chromedp.FullScreenshot(100)); return err }},
+		{"screenshot after", func() (err error) { after, err = chromiumtest.Screenshot(bctx); return err }},
 	}
 	for _, st := range steps {
 		if err := st.run(); err != nil {
-			text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-			t.Fatalf("%s: %v; page says %q", st.name, err, text)
+			t.Fatalf("%s: %v; page says %q", st.name, err, chromiumtest.PageText(bctx))
 		}
 	}
 	noSecrets("the page in the browser", pageHTML)
@@ -268,34 +227,15 @@ func TestChromiumRevoke(t *testing.T) {
 		t.Errorf("the other session: %+v, %v", in, err)
 	}
 
-	saveArtifact(t, "dashboard.png", before)
-	saveArtifact(t, "dashboard-after-revoke.png", after)
-}
-
-// waitJS waits until the expression is true on the current page. A poll
-// does not survive a navigation (the revoke's form post and redirect),
-// so one cut short that way starts again on the new page.
-func waitJS(ctx context.Context, expr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf("(() => { try { return %s; } catch (e) { return false; } })()", expr),
-			chromedp.WithPollingTimeout(time.Until(deadline))))
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	chromiumtest.SaveArtifact(t, "dashboard.png", before)
+	chromiumtest.SaveArtifact(t, "dashboard-after-revoke.png", after)
 }
 
 // TestChromiumFullHour renders an hour of made-up traffic (with failures
 // and a quiet stretch) and a signed-in person, for a screenshot of the
 // chart under load; the page must look right without any script.
 func TestChromiumFullHour(t *testing.T) {
-	chromiumPath(t)
+	chromiumtest.Path(t)
 	o := overview()
 	for i := range o.History {
 		m := &o.History[i]
@@ -315,34 +255,16 @@ func TestChromiumFullHour(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	bctx := newChromium(t)
-	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+	bctx := chromiumtest.New(t, 1280, 900)
+	if err := chromiumtest.Navigate(bctx, srv.URL+"/"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitJS(bctx, `document.querySelectorAll("svg.chart rect.ok").length === 52 && document.querySelectorAll("svg.chart polyline.line").length === 2`); err != nil {
+	if err := chromiumtest.WaitJS(bctx, `document.querySelectorAll("svg.chart rect.ok").length === 52 && document.querySelectorAll("svg.chart polyline.line").length === 2`); err != nil {
 		t.Fatalf("chart: %v", err)
 	}
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	png, err := chromiumtest.Screenshot(bctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	saveArtifact(t, "dashboard-full-hour.png", png)
-}
-
-// saveArtifact writes a test artifact to t.ArtifactDir() (kept under
-// -outputdir when go test runs with -artifacts) and, when
-// $CREDBROKER_TEST_ARTIFACTS names a directory, a copy there.
-func saveArtifact(t *testing.T, name string, data []byte) {
-	t.Helper()
-	dirs := []string{t.ArtifactDir()}
-	if d := os.Getenv("CREDBROKER_TEST_ARTIFACTS"); d != "" {
-		dirs = append(dirs, d)
-	}
-	for _, dir := range dirs {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("artifact: %s", path)
-	}
+	chromiumtest.SaveArtifact(t, "dashboard-full-hour.png", png)
 }

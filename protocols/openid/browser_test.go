@@ -4,18 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"credbroker/broker"
+	"credbroker/internal/chromiumtest"
 	"credbroker/internal/fakeoidc"
 	"credbroker/protocols/openid"
-
-	"github.com/chromedp/chromedp"
 )
 
 // appPage is the test app: a page on the server's origin that does what
@@ -62,133 +58,40 @@ func testApp(s *openid.Server, check func(token string) (string, bool)) http.Han
 	return mux
 }
 
-// chromiumPath finds Debian's chromium, or skips.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("a Chromium run takes seconds; skipped with -short")
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("no chromium on PATH (Debian package chromium)")
-	return ""
-}
-
-// newChromium starts a headless Chromium with a fresh profile and returns
-// a browser context for it.
-func newChromium(t *testing.T) context.Context {
-	t.Helper()
-	path := chromiumPath(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 700),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return bctx
-}
-
-// artifactDir is where screenshots go: testdata/artifacts (git-ignored),
-// or $CREDBROKER_TEST_ARTIFACTS when set.
-func artifactDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("CREDBROKER_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("testdata", "artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// waitText waits until the element sel has exactly the text want. A poll
-// does not survive a navigation (a click on a link, a redirect), so one
-// cut short that way starts again on the new page.
-func waitText(ctx context.Context, sel, want string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](
-			fmt.Sprintf(`(document.querySelector(%q) || {}).textContent === %q`, sel, want),
-			chromedp.WithPollingTimeout(time.Until(deadline))))
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return err
-		}
-		// Give the new page a moment rather than spin on a dead one.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func navigate(ctx context.Context, url string) error {
-	return chromedp.Do(ctx, chromedp.Navigate(url))
-}
-
-func click(ctx context.Context, sel string) error {
-	return chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
-}
-
 // runAppFlow drives the app in Chromium: anonymous, sign in, identity and
 // a backend call with the token, the status page, sign out.
 func runAppFlow(t *testing.T, base, identity, email, shot string) {
 	t.Helper()
-	ctx := newChromium(t)
+	ctx := chromiumtest.New(t, 1000, 700)
 	var png []byte
 	steps := []struct {
 		name string
 		run  func() error
 	}{
-		{"open the app", func() error { return navigate(ctx, base+"/app") }},
-		{"anonymous", func() error { return waitText(ctx, "#state", openid.Anonymous) }},
-		{"no token", func() error { return waitText(ctx, "#backend", "no token") }},
-		{"sign in", func() error { return click(ctx, "#login") }},
-		{"signed in", func() error { return waitText(ctx, "#state", identity) }},
-		{"backend call with the token", func() error { return waitText(ctx, "#backend", "backend: hello "+email) }},
-		{"status page", func() error { return navigate(ctx, base+"/") }},
-		{"status page identity", func() error { return waitText(ctx, "#identity", identity) }},
-		{"screenshot", func() (err error) { png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100)); return err }},
-		{"back to the app", func() error { return navigate(ctx, base+"/app") }},
-		{"still signed in", func() error { return waitText(ctx, "#state", identity) }},
-		{"sign out", func() error { return click(ctx, "#logout") }},
-		{"anonymous again", func() error { return waitText(ctx, "#state", openid.Anonymous) }},
+		{"open the app", func() error { return chromiumtest.Navigate(ctx, base+"/app") }},
+		{"anonymous", func() error { return chromiumtest.WaitText(ctx, "#state", openid.Anonymous) }},
+		{"no token", func() error { return chromiumtest.WaitText(ctx, "#backend", "no token") }},
+		{"sign in", func() error { return chromiumtest.Click(ctx, "#login") }},
+		{"signed in", func() error { return chromiumtest.WaitText(ctx, "#state", identity) }},
+		{"backend call with the token", func() error { return chromiumtest.WaitText(ctx, "#backend", "backend: hello "+email) }},
+		{"status page", func() error { return chromiumtest.Navigate(ctx, base+"/") }},
+		{"status page identity", func() error { return chromiumtest.WaitText(ctx, "#identity", identity) }},
+		{"screenshot", func() (err error) { png, err = chromiumtest.Screenshot(ctx); return err }},
+		{"back to the app", func() error { return chromiumtest.Navigate(ctx, base+"/app") }},
+		{"still signed in", func() error { return chromiumtest.WaitText(ctx, "#state", identity) }},
+		{"sign out", func() error { return chromiumtest.Click(ctx, "#logout") }},
+		{"anonymous again", func() error { return chromiumtest.WaitText(ctx, "#state", openid.Anonymous) }},
 	}
 	for _, st := range steps {
 		if err := st.run(); err != nil {
-			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-			t.Fatalf("%s: %v; page says %q", st.name, err, text)
+			t.Fatalf("%s: %v; page says %q", st.name, err, chromiumtest.PageText(ctx))
 		}
 	}
-	path := filepath.Join(artifactDir(t), shot)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of the status page: %s", path)
+	chromiumtest.SaveArtifact(t, shot, png)
 }
 
 func TestChromiumLocalMode(t *testing.T) {
-	chromiumPath(t)
+	chromiumtest.Path(t)
 	b := broker.New(broker.Options{Logger: quietLogger()})
 	t.Cleanup(b.Close)
 	if err := b.AddAccount("default", &devSource{now: time.Now, email: "dev@example.com"}); err != nil {
@@ -204,7 +107,7 @@ func TestChromiumLocalMode(t *testing.T) {
 }
 
 func TestChromiumProductionMode(t *testing.T) {
-	chromiumPath(t)
+	chromiumtest.Path(t)
 	p := fakeoidc.New(t)
 	port := freePort(t)
 	s := &openid.Server{
