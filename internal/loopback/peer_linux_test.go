@@ -3,16 +3,13 @@
 package loopback
 
 import (
-	"bytes"
+	"credbroker/internal/otheruser"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -155,51 +152,6 @@ func TestSameUserServers(t *testing.T) {
 	}
 }
 
-const nobody = 65534
-
-// clientBinary copies the test binary where any uid can run it.
-func clientBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "loopback-peer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "client")
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// runAsUser runs bin's client mode against addr as uid and returns what
-// it printed.
-func runAsUser(t *testing.T, bin string, uid uint32, addr, request string) string {
-	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Dir = filepath.Dir(bin)
-	cmd.Env = []string{peerClientEnv + "=" + addr, peerClientEnv + "_REQUEST=" + request}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("client as uid %d: %v: %s", uid, err, stderr.String())
-	}
-	return string(out)
-}
-
 // recordPeer wraps SameUser and reports the uid each connection came from.
 func recordPeer(uids chan<- string) func(net.Conn) bool {
 	return func(c net.Conn) bool {
@@ -214,10 +166,8 @@ func recordPeer(uids chan<- string) func(net.Conn) bool {
 }
 
 func TestOtherUserRefused(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to start a client as another uid")
-	}
-	bin := clientBinary(t)
+	otheruser.NeedRoot(t)
+	bin := otheruser.Binary(t)
 	const httpReq = "GET /secret HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 	tests := []struct {
 		name     string
@@ -226,7 +176,7 @@ func TestOtherUserRefused(t *testing.T) {
 		wantTCP  string
 	}{
 		{"same user", 0, "HTTP/1.1 200 OK\r\nDate: DATE\r\nContent-Length: 7\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n/secret", "you said: hi\n"},
-		{"nobody", nobody, refusedResponse, ""},
+		{"nobody", otheruser.Nobody, refusedResponse, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +184,7 @@ func TestOtherUserRefused(t *testing.T) {
 			want := strconv.Itoa(int(tt.uid))
 
 			h := serveHTTP(t, echoPath, HTTPOptions{Logger: quiet, AllowPeer: recordPeer(uids)})
-			if got := stripDate(runAsUser(t, bin, tt.uid, h.Addr(), httpReq)); got != tt.wantHTTP {
+			if got := stripDate(otheruser.Run(t, bin, tt.uid, "tcp:"+h.Addr(), httpReq)); got != tt.wantHTTP {
 				t.Errorf("HTTP answer:\n%q\nwant\n%q", got, tt.wantHTTP)
 			}
 			if got := <-uids; got != want {
@@ -242,7 +192,7 @@ func TestOtherUserRefused(t *testing.T) {
 			}
 
 			s := serveTCP(t, echoLine, TCPOptions{Logger: quiet, AllowPeer: recordPeer(uids)})
-			if got := runAsUser(t, bin, tt.uid, s.Addr(), "hi\n"); got != tt.wantTCP {
+			if got := otheruser.Run(t, bin, tt.uid, "tcp:"+s.Addr(), "hi\n"); got != tt.wantTCP {
 				t.Errorf("TCP answer %q, want %q", got, tt.wantTCP)
 			}
 			if got := <-uids; got != want {
