@@ -59,15 +59,24 @@ fuzz() {
   local pkg="$1" target="$2" log par=()
   log="$logs/$(echo "${pkg#./}" | tr / _)-$target.log"
   if [ "$jobs" -gt 1 ]; then par=(-parallel=1); fi
-  local start=$SECONDS result=pass
+  local start=$SECONDS result=pass corpus="$pkg/testdata/fuzz/$target" before after
+  before=$(ls "$corpus" 2>/dev/null | sort || true)
   if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$time" "${par[@]}" "$pkg" >"$log" 2>&1; then
     result=FAIL
+    after=$(ls "$corpus" 2>/dev/null | sort || true)
+    # Go 1.26's fuzzing coordinator can fail a target whose time ran out
+    # while a worker was busy with "context deadline exceeded" and no
+    # failing input (golang/go#75804, fixed in Go 1.27): the run found
+    # nothing, so it is not reported as a failure.
+    if [ "$before" = "$after" ] && tail -5 "$log" | grep -q '^    context deadline exceeded$'; then
+      result=pass*
+    fi
   fi
   # The fuzzer's last progress line: "elapsed: 5m0s, execs: N (R/sec), new interesting: K (total: T)".
   local last
   last=$(grep -o 'elapsed: .*' "$log" | tail -1 || true)
   printf '%-24s %-22s %-5s %4ss  %s\n' "${pkg#./}" "$target" "$result" "$((SECONDS - start))" "$last"
-  [ "$result" = pass ]
+  [ "$result" != FAIL ]
 }
 
 selected=()
@@ -98,4 +107,5 @@ done
 if [ "$failed" != 0 ]; then
   echo "FAIL: see the logs of the targets marked FAIL" >&2
 fi
+echo "pass*: the time ran out while a worker was busy (golang/go#75804); no failing input was found"
 exit "$failed"
