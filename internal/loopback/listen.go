@@ -1,6 +1,7 @@
 package loopback
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -23,8 +24,18 @@ type listenFunc func(network, address string) (net.Listener, error)
 // and, when dual is set, a second one on [::1] with the same port number.
 // A machine without IPv6 loopback gets only the IPv4 listener. The port
 // actually bound is returned.
+//
+// Accepted connections have TCP keep-alive off. Go turns it on for every
+// accepted connection by default, at four setsockopt calls each; on
+// loopback it buys nothing (a peer cannot vanish without the kernel
+// closing its end, and idle connections are ended by the servers' own
+// timeouts), and for devshell, one connection per request, those calls
+// were a tenth of the connection's cost.
 func Listen(port int, dual bool) ([]net.Listener, int, error) {
-	return listen(port, dual, net.Listen)
+	lc := net.ListenConfig{KeepAlive: -1}
+	return listen(port, dual, func(network, address string) (net.Listener, error) {
+		return lc.Listen(context.Background(), network, address)
+	})
 }
 
 func listen(port int, dual bool, listenTCP listenFunc) ([]net.Listener, int, error) {
