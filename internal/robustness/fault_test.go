@@ -204,7 +204,12 @@ func TestShortLivedTokensNeverExpired(t *testing.T) {
 	for _, target := range r.targets {
 		for range 2 {
 			wg.Go(func() {
+				// Paced, so that the load spans the whole duration (and
+				// with it the refreshes) however fast the machine is.
+				tick := time.NewTicker(2 * time.Millisecond)
+				defer tick.Stop()
 				for n := 0; n < 5000 && time.Now().Before(deadline); n++ {
+					<-tick.C
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					a, err := target.Fetch(ctx, r.client)
 					cancel()
@@ -243,7 +248,11 @@ func TestShortLivedTokensNeverExpired(t *testing.T) {
 	if st.Misses != 1 {
 		t.Errorf("%d requests waited for a mint, want 1 (the first)", st.Misses)
 	}
-	// Refreshing at half of the life: about one mint per life/2.
+	// Refreshing at half of the life: about one mint per life/2; and at
+	// least one refresh, or the test did not reach what it is about.
+	if st.Refreshes == 0 || len(expiry) < 2 {
+		t.Errorf("no refresh in %v of %v tokens (%d mints): the load did not last", duration, life, len(expiry))
+	}
 	if limit := int(duration/(life/2)) + 3; len(expiry) > limit {
 		t.Errorf("%d mints in %v of %v tokens, want at most %d", len(expiry), duration, life, limit)
 	}
