@@ -13,6 +13,11 @@ import (
 // uid 0 for such sockets, which must not pass for root.
 var errNoOwner = errors.New("peer socket is no longer owned by a process")
 
+// selfUID is this process's uid, read once: os.Getuid is a system call
+// each time, and the check runs once per connection. credbroker never
+// changes its uid.
+var selfUID = os.Getuid()
+
 // SameUser reports whether the process at the other end of c runs as the
 // same uid as this one. Any failure to find out counts as another user,
 // so it is safe as HTTPOptions.AllowPeer or TCPOptions.AllowPeer. Where
@@ -20,7 +25,7 @@ var errNoOwner = errors.New("peer socket is no longer owned by a process")
 // only where it is true.
 func SameUser(c net.Conn) bool {
 	uid, err := PeerUID(c)
-	return err == nil && int64(uid) == int64(os.Getuid())
+	return err == nil && int64(uid) == int64(selfUID)
 }
 
 // tcpEnds returns c's local and remote addresses with IPv4-mapped IPv6
