@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"credbroker/authtoken"
@@ -63,7 +64,11 @@ type Handler struct {
 //go:embed static
 var static embed.FS
 
-var pages = template.Must(template.ParseFS(static, "static/*.html"))
+// pages are parsed on first use, not at init: every credbroker command,
+// `run -- true` included, pays for each package's init at start.
+var pages = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(static, "static/*.html"))
+})
 
 // New makes the dashboard's handler.
 func New(o Options) (*Handler, error) {
@@ -158,7 +163,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(pe.code)
-	pages.ExecuteTemplate(w, "error.html", struct {
+	pages().ExecuteTemplate(w, "error.html", struct {
 		Status  int
 		Title   string
 		Message string
@@ -185,7 +190,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 	// Rendered whole before the first byte goes out, so a failure is
 	// still an error page and not half a dashboard.
 	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, "page.html", newPage(o, who, h.csrf(who), h.opts.SignOut, h.opts.Location)); err != nil {
+	if err := pages().ExecuteTemplate(&buf, "page.html", newPage(o, who, h.csrf(who), h.opts.SignOut, h.opts.Location)); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
