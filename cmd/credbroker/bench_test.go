@@ -42,4 +42,9 @@ func TestBenchCommandSmoke(t *testing.T) {
 	if len(rep.ColdBurst) != 2 || len(rep.Storm) != len(bench.Frontends) || rep.Memory == nil || rep.RunTrue == nil || rep.RunTrueSA == nil {
 		t.Errorf("missing sections: %+v", rep)
 	}
+	for _, rt := range []*bench.RunTrueResult{rep.RunTrue, rep.RunTrueSA} {
+		if rt != nil && (rt.StartMedian <= 0 || rt.WallMedian <= 0) {
+			t.Errorf("run -- true (%s): wall %v, binary start %v; want both measured", rt.Source, rt.WallMedian, rt.StartMedian)
+		}
+	}
 }

@@ -92,6 +92,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "\n`credbroker run -- true` (%s source) × %d: wall median %s, max %s (target ≤ %s): %s; peak RSS %.1f MiB (target ≤ %d MiB): %s",
 			rt.Source, rt.Runs, ms(rt.WallMedian), ms(rt.WallMax), ms(TargetRunWall), mark(rt.WallMedian <= TargetRunWall),
 			float64(rt.PeakRSSKiB)/1024, TargetRunRSSKiB>>10, mark(rt.PeakRSSKiB <= TargetRunRSSKiB))
+		if rt.StartMedian > 0 {
+			fmt.Fprintf(w, "\n  of which the binary's own start (bench --start-only, same runs): median %s; the session adds %s",
+				ms(rt.StartMedian), ms(rt.WallMedian-rt.StartMedian))
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -131,6 +131,11 @@ type RunTrueResult struct {
 	WallMedian time.Duration `json:"wall_median_ns"`
 	WallMax    time.Duration `json:"wall_max_ns"`
 	PeakRSSKiB int64         `json:"peak_rss_kib"`
+	// StartMedian is the median wall time of the same binary starting
+	// and exiting at once (`credbroker bench --start-only`), timed in
+	// turns with the runs: the floor this machine puts under any
+	// command of this binary, session or not.
+	StartMedian time.Duration `json:"start_median_ns,omitempty"`
 }
 
 // Run measures everything cfg asks for.
@@ -551,22 +556,36 @@ func RunTrue(exe string, runs int, cred []string) (*RunTrueResult, error) {
 	if len(cred) > 0 && cred[0] != "--dev" {
 		res.Source = "service-account"
 	}
-	var walls []time.Duration
+	var walls, starts []time.Duration
 	for range runs {
+		start, err := timeCommand(exe, "bench", "--start-only")
+		if err != nil {
+			return nil, fmt.Errorf("bench: credbroker bench --start-only: %w", err)
+		}
+		starts = append(starts, start)
 		args := append(append([]string{"run"}, cred...), "--log-level", "error", "--", "true")
 		cmd := exec.Command(exe, args...)
-		start := time.Now()
+		begin := time.Now()
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("bench: credbroker run -- true: %w", err)
 		}
-		walls = append(walls, time.Since(start))
+		walls = append(walls, time.Since(begin))
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			res.PeakRSSKiB = max(res.PeakRSSKiB, int64(ru.Maxrss))
 		}
 	}
 	slices.Sort(walls)
+	slices.Sort(starts)
 	res.WallMedian, res.WallMax = walls[len(walls)/2], walls[len(walls)-1]
+	res.StartMedian = starts[len(starts)/2]
 	return res, nil
+}
+
+// timeCommand runs exe with args and returns its wall time.
+func timeCommand(exe string, args ...string) (time.Duration, error) {
+	begin := time.Now()
+	err := exec.Command(exe, args...).Run()
+	return time.Since(begin), err
 }
 
 // writeHeader saves the headers a baseline answering bodyFile sends, as
