@@ -239,3 +239,22 @@ func TestHelpExplains(t *testing.T) {
 		}
 	}
 }
+
+// run mints the default token while its front-ends start; a credential
+// Google refuses ends the run with Google's reason before the command
+// starts, and the session it had begun is removed.
+func TestRunUpstreamRefusalStartsNoCommand(t *testing.T) {
+	fg := fakegoogle.New(t)
+	key := fg.KeyFile(t, testEmail)
+	fg.SetFault(fakegoogle.Fault{Status: 400, Error: "invalid_grant", Description: "Invalid JWT Signature."})
+	tmp := t.TempDir()
+	marker := filepath.Join(tmp, "child-ran")
+	r := runBroker(t, tmp, nil, "run", "--service-account-json", key, "--", "sh", "-c", "touch "+marker)
+	if r.code != exitError || !strings.Contains(r.stderr, "the credential does not work") || !strings.Contains(r.stderr, "Invalid JWT Signature.") {
+		t.Errorf("exit %d, stderr %q; want status 1 with Google's error text", r.code, r.stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran with a credential Google refused")
+	}
+	assertNoSessionFiles(t, tmp)
+}

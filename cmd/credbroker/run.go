@@ -130,11 +130,11 @@ func runAction(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	// Mint the default token before the child starts: a broken credential
-	// fails here with a clear message, and the first client request (SDK
-	// timeouts are a few seconds) is a cache hit.
-	if err := warmUp(ctx, b, def, scopes, sigs); err != nil {
-		return err
-	}
+	// fails with a clear message, and the first client request (SDK
+	// timeouts are a few seconds) is a cache hit. The mint (a network
+	// round trip, and a signature for a service account) runs while the
+	// front-ends start; the child waits for both.
+	warm := startWarmUp(ctx, b, def, scopes)
 
 	project := c.String("project")
 	if project == "" {
@@ -156,6 +156,9 @@ func runAction(c *cli.Context) error {
 		return brokerError(err)
 	}
 	defer sess.Close()
+	if err := awaitWarmUp(warm, sigs); err != nil {
+		return err
+	}
 	for _, ep := range sess.Endpoints {
 		log.Info("serving", slog.String("frontend", ep.Name), slog.String("addr", ep.Addr))
 	}
@@ -180,13 +183,24 @@ func runAction(c *cli.Context) error {
 
 // warmUp mints the default token, giving up on a signal.
 func warmUp(ctx context.Context, b *broker.Broker, account string, scopes []string, sigs <-chan os.Signal) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	return awaitWarmUp(startWarmUp(ctx, b, account, scopes), sigs)
+}
+
+// startWarmUp mints the default token in the background; its result
+// arrives on the channel.
+func startWarmUp(ctx context.Context, b *broker.Broker, account string, scopes []string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
 		_, err := b.AccessToken(ctx, account, scopes, 5*time.Minute)
 		done <- err
 	}()
+	return done
+}
+
+// awaitWarmUp waits for startWarmUp's mint, giving up on a signal.
+func awaitWarmUp(done <-chan error, sigs <-chan os.Signal) error {
 	select {
 	case err := <-done:
 		if err != nil {
@@ -198,7 +212,6 @@ func warmUp(ctx context.Context, b *broker.Broker, account string, scopes []stri
 	}
 }
 
-// gceZone turns a bare zone name into GCE's "projects/NUM/zones/ZONE" form.
 func gceZone(z string) string {
 	if z == "" || strings.Contains(z, "/") {
 		return z
