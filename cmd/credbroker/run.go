@@ -212,6 +212,7 @@ func awaitWarmUp(done <-chan error, sigs <-chan os.Signal) error {
 	}
 }
 
+// gceZone turns a bare zone name into GCE's "projects/NUM/zones/ZONE" form.
 func gceZone(z string) string {
 	if z == "" || strings.Contains(z, "/") {
 		return z
