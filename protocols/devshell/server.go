@@ -172,9 +172,15 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	if err != nil {
 		frame = errorFrame(s.publicMessage(err))
 	}
-	// A read that hit the connection's deadline still gets its error
-	// reply: the write has its own short allowance.
-	_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	// A read that hit the connection's deadline (or a mint that took
+	// nearly all of it) still gets its reply: the write has its own short
+	// allowance when less than that is left. Only then: a timer earlier
+	// than every other wakes the runtime's network poller, a system call
+	// pair per connection for a client that asks one token at a time.
+	// The connection's deadline was set just before serveConn began.
+	if time.Since(start) >= s.deadline-writeTimeout {
+		_ = c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
 	lg := s.logger()
 	// The per-connection logger is made only when its lines are written.
 	debug := lg.Enabled(ctx, slog.LevelDebug)
