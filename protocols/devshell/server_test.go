@@ -484,3 +484,24 @@ print(json.dumps([c.user_email, c.project_id, c.access_token, 3500 < left <= 360
 		t.Errorf("python got %s, want %s", got, want)
 	}
 }
+
+// stallingTokens never answers before the request's context ends.
+type stallingTokens struct{}
+
+func (stallingTokens) AccessToken(ctx context.Context, _ string, _ []string, _ time.Duration) (broker.Token, error) {
+	<-ctx.Done()
+	return broker.Token{}, broker.NewTransient(ctx.Err())
+}
+
+// A mint that takes the connection's whole deadline still gets its error
+// reply written: the write has its own allowance once the deadline is near.
+func TestDeadlineDuringMint(t *testing.T) {
+	info := startServer(t, &Server{Tokens: stallingTokens{}, Account: "sa-x@example.com", Deadline: 100 * time.Millisecond})
+	got, err := exchange(t, v4(info), false, "2\n[]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := string(errorFrame("cannot get access token: timed out, try again")); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
