@@ -558,18 +558,18 @@ func RunTrue(exe string, runs int, cred []string) (*RunTrueResult, error) {
 	}
 	var walls, starts []time.Duration
 	for range runs {
-		start, err := timeCommand(exe, "bench", "--start-only")
+		start, err := timed(exec.Command(exe, "bench", "--start-only"))
 		if err != nil {
 			return nil, fmt.Errorf("bench: credbroker bench --start-only: %w", err)
 		}
 		starts = append(starts, start)
 		args := append(append([]string{"run"}, cred...), "--log-level", "error", "--", "true")
 		cmd := exec.Command(exe, args...)
-		begin := time.Now()
-		if err := cmd.Run(); err != nil {
+		wall, err := timed(cmd)
+		if err != nil {
 			return nil, fmt.Errorf("bench: credbroker run -- true: %w", err)
 		}
-		walls = append(walls, time.Since(begin))
+		walls = append(walls, wall)
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			res.PeakRSSKiB = max(res.PeakRSSKiB, int64(ru.Maxrss))
 		}
@@ -581,10 +581,10 @@ func RunTrue(exe string, runs int, cred []string) (*RunTrueResult, error) {
 	return res, nil
 }
 
-// timeCommand runs exe with args and returns its wall time.
-func timeCommand(exe string, args ...string) (time.Duration, error) {
+// timed runs cmd and returns its wall time.
+func timed(cmd *exec.Cmd) (time.Duration, error) {
 	begin := time.Now()
-	err := exec.Command(exe, args...).Run()
+	err := cmd.Run()
 	return time.Since(begin), err
 }
 
