@@ -200,8 +200,14 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			lg.Debug("token issued", "scopes", s.scopes(), "expires_in", r.ExpiresIn, "latency", time.Since(start))
 		}
 	}
-	linger(c)
+	// A refused peer's request was never read and may still be on its
+	// way, after the peek linger would make.
+	linger(c, err == errPeerRefused)
 }
+
+// errPeerRefused answers a connection AllowPeer refused, before its
+// request is read.
+var errPeerRefused error = &protocolError{msg: "connection refused: peer not allowed"}
 
 // replyFrame encodes r, reusing the frame of the previous reply when it
 // is the same: clients ask for the same cached token over and over, and
@@ -232,7 +238,7 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 512) }
 func (s *Server) handle(ctx context.Context, c net.Conn) (reply, error) {
 	if s.AllowPeer != nil && !s.AllowPeer(c) {
 		s.logger().Warn("devshell: peer refused", "peer", c.RemoteAddr().String())
-		return reply{}, protoErrorf("connection refused: peer not allowed")
+		return reply{}, errPeerRefused
 	}
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(c)
@@ -286,13 +292,14 @@ func expiresIn(t broker.Token, now time.Time) int64 {
 	return max(int64(t.Expiry.Sub(now)/time.Second), 1)
 }
 
-// linger, when the client has sent more than its request (a trailing
-// newline, extra bytes), half-closes the connection and reads the rest
-// until the client closes, for at most lingerTimeout: closing with
-// unread input would send a reset instead of a clean end. A client that
-// sent its request alone, as most do, is closed at once.
-func linger(c net.Conn) {
-	if !loopback.MayHaveInput(c) {
+// linger, when the client has sent more than was read (a trailing
+// newline, extra bytes, or a whole request when unread is set),
+// half-closes the connection and reads the rest until the client closes,
+// for at most lingerTimeout: closing with unread input would send a
+// reset instead of a clean end, and the client could lose the reply. A
+// client that sent its request alone, as most do, is closed at once.
+func linger(c net.Conn, unread bool) {
+	if !unread && !loopback.MayHaveInput(c) {
 		return
 	}
 	type closeWriter interface{ CloseWrite() error }
